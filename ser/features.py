@@ -1,0 +1,184 @@
+"""Audio → MFCC frame sequences, the model's input, and their normalisation statistics.
+
+The MFCC is computed in numpy/scipy (rfft of Hann-windowed frames, librosa's Slaney mel
+filterbank, power-to-dB with an 80 dB floor, orthonormal DCT-II) rather than with
+`librosa.feature.mfcc`: it agrees with librosa to within float32 rounding (a test checks) and
+needs no numba JIT, whose first call costs ~27 s in a fresh process — a cold start we refuse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
+
+import numpy as np
+import scipy.fft
+import scipy.signal
+
+from ser.audio import SAMPLE_RATE
+
+TOP_DB = 80.0  # Dynamic range kept by power-to-dB, as librosa's default.
+AMIN = 1e-10  # Power floor before the log, as librosa's default.
+DELTA_WIDTH = 9  # Frames in the Savitzky-Golay window for deltas, as librosa's default.
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Every setting that turns audio into model input; stored with each trained model.
+
+    ``kind="frames"``: (max_frames, n_features) sequences, zero-padded, for the LSTM presets.
+    ``kind="mean"``: the write-ups' feature, the mean of ``n_mfcc`` MFCCs over time, as a
+    (n_mfcc, 1) sequence.
+    """
+
+    sample_rate: int = SAMPLE_RATE
+    n_fft: int = 512  # 32 ms
+    win_length: int = 512
+    hop_length: int = 256  # 16 ms
+    n_mels: int = 64
+    n_mfcc: int = 40
+    fmin: float = 50.0
+    fmax: float = 8000.0
+    window_s: float = 3.0  # Longest stretch one model input covers; longer audio is segmented.
+    deltas: int = 0  # 0: MFCC only; 1: + delta; 2: + delta-delta.
+    stack: int = 2  # Consecutive frames concatenated into one step: halves the LSTM's sequence.
+    cmvn: bool = True  # Per-utterance mean/variance normalisation of each coefficient.
+    kind: str = "frames"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("frames", "mean"):
+            raise ValueError(f"FeatureConfig kind={self.kind!r}; allowed: 'frames', 'mean'")
+        if self.deltas not in (0, 1, 2):
+            raise ValueError(f"FeatureConfig deltas={self.deltas}; allowed: 0, 1, 2")
+        if self.kind == "mean" and (self.cmvn or self.deltas or self.stack != 1):
+            raise ValueError("FeatureConfig kind='mean' takes no cmvn, deltas or stacking")
+        if self.stack < 1:
+            raise ValueError(f"FeatureConfig stack={self.stack} must be at least 1")
+        if not 0 < self.n_mfcc <= self.n_mels:
+            raise ValueError(f"FeatureConfig n_mfcc={self.n_mfcc} must be in 1..n_mels={self.n_mels}")
+
+    @property
+    def window_samples(self) -> int:
+        return round(self.window_s * self.sample_rate)  # 48000 at 3 s
+
+    @property
+    def max_frames(self) -> int:
+        """Steps in one model input: 94 at 3 s, hop 256, stack 2 (188 MFCC frames)."""
+        return -(-(1 + self.window_samples // self.hop_length) // self.stack)
+
+    @property
+    def n_features(self) -> int:
+        return self.n_mfcc * (1 + self.deltas) * self.stack
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """Shape of one model input, without the batch axis."""
+        return (self.n_mfcc, 1) if self.kind == "mean" else (self.max_frames, self.n_features)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FeatureConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown feature settings {sorted(unknown)}; known: {sorted(names)}")
+        return cls(**data)
+
+
+@lru_cache(maxsize=8)
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """librosa's Slaney-normalised mel filterbank, shape (n_mels, 1 + n_fft // 2), computed once."""
+    import librosa.filters  # The filterbank is plain numpy; importing it JIT-compiles nothing.
+
+    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(
+        np.float32
+    )
+
+
+@lru_cache(maxsize=8)
+def _window(win_length: int, n_fft: int) -> np.ndarray:
+    w = scipy.signal.get_window("hann", win_length, fftbins=True)
+    left = (n_fft - win_length) // 2
+    return np.pad(w, (left, n_fft - win_length - left)).astype(np.float32)
+
+
+def mfcc(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """MFCCs of mono audio at ``config.sample_rate``: shape (n_frames, n_mfcc), float32.
+
+    n_frames = 1 + len(y) // hop_length (frames are centred, the signal zero-padded by n_fft/2),
+    matching `librosa.feature.mfcc(..., center=True)` transposed.
+    """
+    half = config.n_fft // 2
+    padded = np.pad(y.astype(np.float32, copy=False), (half, half))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, config.n_fft)[:: config.hop_length]
+    power = np.abs(scipy.fft.rfft(frames * _window(config.win_length, config.n_fft), axis=-1)) ** 2
+    mel = power @ mel_filterbank(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax).T
+    log_mel = 10.0 * np.log10(np.maximum(mel, AMIN))
+    log_mel = np.maximum(log_mel, log_mel.max() - TOP_DB)
+    return scipy.fft.dct(log_mel, type=2, norm="ortho", axis=-1)[:, : config.n_mfcc].astype(np.float32)
+
+
+def frame_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """MFCCs (+ deltas), per-utterance normalised if configured: shape (n_frames, n_features)."""
+    m = mfcc(y, config)
+    parts = [m]
+    for order in range(1, config.deltas + 1):
+        # Same filter as librosa.feature.delta (Savitzky-Golay, width 9, "interp" edges).
+        width = min(DELTA_WIDTH, len(m) - (1 - len(m) % 2))  # Odd and no longer than the clip.
+        if width >= 3:
+            parts.append(scipy.signal.savgol_filter(m, width, order, deriv=order, axis=0, mode="interp"))
+        else:
+            parts.append(np.zeros_like(m))
+    x = np.concatenate(parts, axis=1).astype(np.float32)
+    if config.cmvn:
+        x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-5)
+    return x
+
+
+def clip_features(y: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, int]:
+    """One model input of shape ``config.input_shape`` and its count of real frames.
+
+    ``y`` must be at most ``config.window_samples`` long (segment longer audio first).
+    Frame sequences are zero-padded at the end; the model masks frames that are all zero.
+    """
+    if len(y) > config.window_samples:
+        raise ValueError(f"{len(y)} samples given; one input covers at most {config.window_samples}")
+    x = frame_features(y, config)
+    if config.kind == "mean":
+        return x[:, : config.n_mfcc].mean(axis=0)[:, None], len(x)
+    if config.stack > 1:  # Pad with the last frame to a multiple of stack, then concatenate.
+        x = np.concatenate([x, np.repeat(x[-1:], -len(x) % config.stack, axis=0)])
+        x = x.reshape(len(x) // config.stack, -1)
+    out = np.zeros(config.input_shape, np.float32)
+    out[: len(x)] = x
+    return out, len(x)
+
+
+@dataclass(frozen=True)
+class NormStats:
+    """Per-feature mean and standard deviation over the training set's real frames."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def fit(cls, x: np.ndarray, lengths: np.ndarray) -> NormStats:
+        """From inputs (n, T, F) and real-frame counts (n,); for ``kind="mean"`` pass lengths of T."""
+        valid = np.concatenate([xi[: int(n)] for xi, n in zip(x, lengths, strict=True)])
+        return cls(tuple(valid.mean(axis=0).tolist()), tuple((valid.std(axis=0) + 1e-5).tolist()))
+
+    def apply(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Standardise real frames in place of a copy; padded frames stay exactly zero."""
+        out = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        frame_index = np.arange(x.shape[1])[None, :]
+        out[frame_index >= np.asarray(lengths)[:, None]] = 0.0
+        return out.astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> NormStats:
+        return cls(tuple(data["mean"]), tuple(data["std"]))

@@ -1,0 +1,85 @@
+"""Model presets: the write-ups' network (`seed`) and our default over MFCC frame sequences.
+
+A preset fixes the feature settings and the network together, so a stored model always says
+which features it needs. Keras is imported inside functions: importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ser.features import FeatureConfig
+from ser.labels import NUM_CLASSES
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    features: FeatureConfig
+    description: str
+    units: int = 64  # LSTM units per direction (the seed preset uses 123, one direction).
+    layers: int = 2
+    dense: int = 64
+    dropout: float = 0.3
+    learning_rate: float = 1e-3
+    augment: bool = False  # Speed/gain/noise perturbation of training clips.
+    extra: dict = field(default_factory=dict)
+
+
+PRESETS: dict[str, Preset] = {
+    "seed": Preset(
+        name="seed",
+        features=FeatureConfig(kind="mean", cmvn=False, deltas=0),
+        description="The write-ups' net: LSTM 123 over the 40 mean MFCCs as a 40-step sequence of 1 value "
+        "→ Dense 64 relu → Dropout 0.2 → Dense 32 relu → Dropout 0.2 → Dense 7 softmax.",
+        units=123,
+        layers=1,
+        dropout=0.2,
+    ),
+    "bilstm": Preset(
+        name="bilstm",
+        features=FeatureConfig(),
+        description="A bidirectional LSTM (64 per direction) over masked MFCC frames (pairs of 16 ms frames "
+        "stacked, per-utterance normalised) → masked mean over time → Dense 64 relu → Dropout 0.3 → Dense 7.",
+        layers=1,
+        augment=True,
+    ),
+}
+DEFAULT_PRESET = "bilstm"
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; allowed: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def build_model(preset: Preset, num_classes: int = NUM_CLASSES):
+    """A compiled Functional `keras.Model` with input ``features`` and output ``probabilities``."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=preset.features.input_shape, name="features")
+    if preset.name == "seed":
+        x = layers.LSTM(preset.units, name="lstm")(inputs)
+        x = layers.Dense(64, activation="relu")(x)
+        x = layers.Dropout(0.2)(x)
+        x = layers.Dense(32, activation="relu")(x)
+        x = layers.Dropout(0.2)(x)
+    else:
+        # Padded frames are exactly zero after normalisation; real frames never are.
+        x = layers.Masking(mask_value=0.0, name="mask")(inputs)
+        for i in range(preset.layers):
+            lstm = layers.LSTM(preset.units, return_sequences=True, name=f"lstm_{i}")
+            x = layers.Bidirectional(lstm, name=f"bilstm_{i}")(x)
+        x = layers.GlobalAveragePooling1D(name="mean_over_time")(x)  # Honours the mask.
+        x = layers.Dense(preset.dense, activation="relu")(x)
+        x = layers.Dropout(preset.dropout)(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    model = keras.Model(inputs, outputs, name=f"ser_{preset.name}")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=preset.learning_rate),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model

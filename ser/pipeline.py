@@ -1,0 +1,71 @@
+"""The request path shared by training, evaluation, the service and the demo.
+
+decoded mono audio → voiced regions → loudness-normalised → segments → model inputs.
+`clip_inputs` is the one place that decides which stretches of a recording the model sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ser.audio import normalize_loudness, segment, voiced_intervals
+from ser.errors import NoSpeechError
+from ser.features import FeatureConfig, clip_features
+
+MIN_SEGMENT_S = 0.25  # Shorter leftovers at a region's end carry too little to classify.
+
+
+@dataclass
+class Inputs:
+    """Model inputs for one recording: ``x`` (n, *config.input_shape), their spans in samples."""
+
+    x: np.ndarray
+    lengths: np.ndarray  # Real frames per input (n,).
+    spans: list[tuple[int, int]]
+    speech_samples: int  # Samples inside voiced regions.
+
+
+def _inputs(y: np.ndarray, spans: list[tuple[int, int]], config: FeatureConfig, speech: int) -> Inputs:
+    feats = [clip_features(y[s:e], config) for s, e in spans]
+    x = np.stack([f for f, _ in feats]).astype(np.float32)
+    return Inputs(x, np.array([n for _, n in feats], np.int32), spans, speech)
+
+
+def _regions(y: np.ndarray, config: FeatureConfig) -> list[tuple[int, int]]:
+    regions = voiced_intervals(y, config.sample_rate)
+    if not regions:
+        raise NoSpeechError("no speech found: the audio is silent or too quiet throughout")
+    return regions
+
+
+def clip_inputs(y: np.ndarray, config: FeatureConfig) -> Inputs:
+    """Inputs covering a clip's speech (first to last voiced sample) in windows of ``window_s``.
+
+    A clip no longer than one window gives one input; longer ones overlap by half a window and
+    the caller averages their probabilities.
+    """
+    regions = _regions(y, config)
+    y = normalize_loudness(y, config.sample_rate)
+    speech = (regions[0][0], regions[-1][1])
+    window = config.window_samples
+    spans = segment([speech], window=window, hop=window // 2)
+    return _inputs(y, spans, config, sum(e - s for s, e in regions))
+
+
+def timeline_inputs(y: np.ndarray, config: FeatureConfig, *, window_s: float, hop_s: float) -> Inputs:
+    """Inputs over each voiced region in windows of ``window_s`` every ``hop_s`` seconds."""
+    if not 0 < window_s <= config.window_s:
+        raise ValueError(f"window_s={window_s} must be in (0, {config.window_s}] seconds")
+    if not 0 < hop_s <= window_s:
+        raise ValueError(f"hop_s={hop_s} must be in (0, window_s={window_s}] seconds")
+    regions = _regions(y, config)
+    y = normalize_loudness(y, config.sample_rate)
+    sr = config.sample_rate
+    spans = segment(
+        regions, window=int(window_s * sr), hop=int(hop_s * sr), min_length=int(MIN_SEGMENT_S * sr)
+    )
+    if not spans:
+        raise NoSpeechError(f"no stretch of speech is at least {MIN_SEGMENT_S} s long")
+    return _inputs(y, spans, config, sum(e - s for s, e in regions))

@@ -1,0 +1,1 @@
+"""Training, evaluation and data-report commands (`python -m training.<command>`)."""

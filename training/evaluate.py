@@ -1,0 +1,151 @@
+"""Evaluate a stored model on any supported corpus, or run the speaker-independent TESS protocol.
+
+    python -m training.evaluate --model ser_lstm:latest --data ../shared/data/tess --speakers YAF
+    python -m training.evaluate --protocol speaker --data ../shared/data/tess --json reports/speaker.json
+
+Dataset labels are mapped onto the model's; classes the corpus lacks are named. With
+``--protocol speaker`` a model is trained on one speaker and tested on the other, both ways
+(nothing is saved to the store); the JSON then also holds ``mean_accuracy`` and ``runs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ser.datasets import DATASETS, load_manifest
+from ser.model import DEFAULT_PRESET, PRESETS, get_preset
+from ser.predictor import DEFAULT_MODEL, Predictor
+from training.data import extract
+from training.metrics import classification_metrics, format_metrics
+from training.split import Split
+from training.train import clip_predictions, fit, prepare
+
+
+def evaluate_model(args: argparse.Namespace) -> dict:
+    predictor = Predictor.load(args.model)
+    manifest = load_manifest(args.data, args.dataset)
+    if args.speakers:
+        manifest = manifest.filter(speakers=args.speakers)
+    if not len(manifest):
+        raise SystemExit(f"no clips in {args.data} for speakers {args.speakers}")
+    labels = list(predictor.spec.labels)
+    unknown = sorted(set(manifest.emotions()) - set(labels))
+    if unknown:
+        raise SystemExit(f"the corpus has classes the model does not know: {unknown}")
+    missing = sorted(set(labels) - set(manifest.emotions()))
+    if missing:
+        print(f"the corpus lacks these model classes (recall not measured): {', '.join(missing)}")
+    features = extract(manifest.entries, predictor.spec.features)
+    for path, reason in features.failed:
+        print(f"left out: {path}: {reason}")
+    metrics = classification_metrics(*clip_predictions(predictor, features), labels)
+    metrics.update(model=predictor.tag, dataset=manifest.entries[0].dataset, missing_classes=missing)
+    print(f"model {predictor.tag} on {args.data}")
+    return metrics
+
+
+def speaker_protocol(args: argparse.Namespace) -> dict:
+    """Train on each speaker alone, test on each other speaker; pooled metrics and the mean."""
+    manifest = load_manifest(args.data, args.dataset)
+    preset = get_preset(args.preset)
+    speakers = manifest.speakers()
+    if len(speakers) < 2:
+        raise SystemExit(f"--protocol speaker needs at least two speakers; found {speakers}")
+    runs, y_true, y_pred = [], [], []
+    for train_speaker in speakers:
+        split = _speaker_split(manifest.entries, train_speaker, args.seed)
+        features, augmented = prepare(manifest, preset, split)
+        trained = fit(
+            preset,
+            features,
+            split,
+            augmented=augmented,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            seed=args.seed,
+        )
+        test = [s for s in speakers if s != train_speaker]
+        t, p = clip_predictions(trained.predictor, _clips(features, split.test))
+        y_true.append(t)
+        y_pred.append(p)
+        m = trained.metrics
+        runs.append(
+            {
+                "train": train_speaker,
+                "test": "+".join(test),
+                "accuracy": m["accuracy"],
+                "macro_f1": m["macro_f1"],
+                "recall": {k: v["recall"] for k, v in m["per_class"].items()},
+                "epochs_run": len(trained.history["loss"]),
+                "train_seconds": round(trained.seconds, 1),
+            }
+        )
+        print(
+            f"train {train_speaker} → test {'+'.join(test)}: accuracy {m['accuracy']:.4f}, "
+            f"macro-F1 {m['macro_f1']:.4f}"
+        )
+    metrics = classification_metrics(
+        np.concatenate(y_true), np.concatenate(y_pred), list(trained.predictor.spec.labels)
+    )
+    metrics.update(
+        protocol="speaker",
+        preset=preset.name,
+        runs=runs,
+        mean_accuracy=float(np.mean([r["accuracy"] for r in runs])),
+    )
+    print(f"mean accuracy over {len(runs)} directions: {metrics['mean_accuracy']:.4f}")
+    return metrics
+
+
+def _speaker_split(entries, train_speaker: str, seed: int) -> Split:
+    from training.split import VAL_FRACTION, _stratified
+
+    labels = [e.emotion for e in entries]
+    idx = np.arange(len(entries))
+    is_train = np.array([e.speaker == train_speaker for e in entries])
+    train, val = _stratified(idx[is_train], labels, VAL_FRACTION, seed)
+    return Split(
+        np.sort(train), np.sort(val), idx[~is_train], {"mode": "speaker", "train_speakers": [train_speaker]}
+    )
+
+
+def _clips(features, clips):
+    from training.train import _subset
+
+    return _subset(features, clips)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n")[0])
+    p.add_argument("--data", required=True)
+    p.add_argument("--dataset", default="auto", choices=DATASETS)
+    p.add_argument("--model", default=DEFAULT_MODEL, help="model tag in the BentoML store")
+    p.add_argument("--speakers", nargs="+", default=None, help="evaluate on these speakers only")
+    p.add_argument("--protocol", choices=["model", "speaker"], default="model")
+    p.add_argument(
+        "--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS), help="with --protocol speaker"
+    )
+    p.add_argument("--epochs", type=int, default=50, help="with --protocol speaker")
+    p.add_argument("--batch-size", type=int, default=64, help="with --protocol speaker")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, default=None, help="write the metrics here")
+    p.add_argument("--png", type=Path, default=None, help="write the confusion matrix here")
+    args = p.parse_args(argv)
+    metrics = speaker_protocol(args) if args.protocol == "speaker" else evaluate_model(args)
+    print(format_metrics(metrics))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(metrics, indent=2))
+    if args.png:
+        from training.plots import confusion_png
+
+        confusion_png(metrics, args.png)
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""Train an emotion model and save it, with its spec and test metrics, to the BentoML model store.
+
+    python -m training.train --data ../shared/data/tess                     # random split, default preset
+    python -m training.train --data ../shared/data/tess --split speaker --test-speakers YAF
+    python -m training.train --data ../shared/data/tess --preset seed       # the write-ups' network
+
+Prints the saved model's tag and writes a report folder (metrics.json, confusion.png, curves.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ser.datasets import DATASETS, Manifest, load_manifest
+from ser.features import NormStats
+from ser.labels import EMOTIONS
+from ser.model import DEFAULT_PRESET, PRESETS, Preset, build_model, get_preset
+from ser.predictor import DEFAULT_MODEL, Predictor, combine_segments
+from ser.spec import MODEL_FILE, ModelSpec
+from training.data import AUGMENTATIONS, ClipSet, extract
+from training.metrics import classification_metrics, format_metrics
+from training.split import Split, make_split
+
+EARLY_STOP_PATIENCE = 12  # Epochs without a better validation accuracy before stopping.
+
+
+@dataclass
+class Trained:
+    predictor: Predictor
+    history: dict
+    metrics: dict | None  # On the test part, per clip; None when there is no test part.
+    seconds: float
+
+
+def _subset(s: ClipSet, clips: np.ndarray) -> ClipSet:
+    keep = np.isin(s.clip, clips)
+    return ClipSet(s.x[keep], s.lengths[keep], s.y[keep], s.clip[keep], [])
+
+
+def _one_hot(y: np.ndarray) -> np.ndarray:
+    return np.eye(len(EMOTIONS), dtype=np.float32)[y]
+
+
+def clip_predictions(predictor: Predictor, s: ClipSet) -> tuple[np.ndarray, np.ndarray]:
+    """(true, predicted) label index per clip; segments are combined as the service does."""
+    probs = predictor.forward(predictor.spec.norm.apply(s.x, s.lengths))
+    y_true, y_pred = [], []
+    for clip in np.unique(s.clip):
+        rows = s.clip == clip
+        y_true.append(int(s.y[rows][0]))
+        y_pred.append(int(np.argmax(combine_segments(probs[rows], s.lengths[rows]))))
+    return np.array(y_true), np.array(y_pred)
+
+
+def evaluate_clips(predictor: Predictor, s: ClipSet) -> dict:
+    """Per-clip metrics in the shape of `training.metrics.classification_metrics`."""
+    return classification_metrics(*clip_predictions(predictor, s), list(predictor.spec.labels))
+
+
+def fit(
+    preset: Preset,
+    features: ClipSet,
+    split: Split,
+    *,
+    augmented: list[ClipSet],
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    verbose: int = 2,
+) -> Trained:
+    """Fit on the split's training clips (+ their augmented copies), select on validation, test."""
+    import keras
+    import tensorflow as tf
+
+    started = time.time()
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    train = [_subset(features, split.train), *(_subset(a, split.train) for a in augmented)]
+    x = np.concatenate([t.x for t in train])
+    lengths = np.concatenate([t.lengths for t in train])
+    y = np.concatenate([t.y for t in train])
+    val = _subset(features, split.val)
+    norm = NormStats.fit(x, lengths)
+    model = build_model(preset)
+    with tempfile.TemporaryDirectory() as tmp:
+        best = Path(tmp) / "best.keras"
+        callbacks = [
+            keras.callbacks.ModelCheckpoint(best, monitor="val_accuracy", save_best_only=True),
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", patience=EARLY_STOP_PATIENCE, restore_best_weights=True
+            ),
+        ]
+        history = model.fit(
+            norm.apply(x, lengths),
+            _one_hot(y),
+            validation_data=(norm.apply(val.x, val.lengths), _one_hot(val.y)),
+            epochs=epochs,
+            batch_size=batch_size,
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=verbose,
+        ).history
+        if best.exists():
+            model = keras.models.load_model(best, safe_mode=True)
+    spec = ModelSpec(labels=EMOTIONS, features=preset.features, norm=norm, preset=preset.name)
+    predictor = Predictor(model, spec)
+    metrics = evaluate_clips(predictor, _subset(features, split.test)) if len(split.test) else None
+    return Trained(predictor, history, metrics, time.time() - started)
+
+
+def prepare(manifest: Manifest, preset: Preset, split: Split, *, workers: int | None = None):
+    """Inputs for every clip, plus augmented copies of the training clips when the preset asks."""
+    features = extract(manifest.entries, preset.features, workers=workers)
+    augmented = []
+    if preset.augment:
+        train_entries = [manifest.entries[i] for i in split.train]
+        for name in AUGMENTATIONS:
+            aug = extract(train_entries, preset.features, augmentation=name, workers=workers)
+            aug.clip = split.train[aug.clip]  # Back to indices into the whole manifest.
+            augmented.append(aug)
+    return features, augmented
+
+
+def save(trained: Trained, name: str, info: dict) -> str:
+    """Save model + spec to the BentoML model store; returns the tag."""
+    import bentoml
+
+    spec = trained.predictor.spec
+    spec = ModelSpec(spec.labels, spec.features, spec.norm, spec.preset, info)
+    with bentoml.models.create(name, metadata=spec.to_metadata(), labels={"preset": spec.preset}) as ref:
+        trained.predictor.model.save(ref.path_of(MODEL_FILE))
+    return str(ref.tag)
+
+
+def write_report(out: Path, trained: Trained, info: dict) -> None:
+    from training.plots import confusion_png, curves_png
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps({**info, "test": trained.metrics}, indent=2))
+    curves_png(trained.history, out / "curves.png")
+    if trained.metrics:
+        confusion_png(trained.metrics, out / "confusion.png")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--data", required=True, help="corpus folder (TESS, RAVDESS, CREMA-D, SAVEE, EMO-DB, synthetic)"
+    )
+    p.add_argument("--dataset", default="auto", choices=DATASETS)
+    p.add_argument("--split", default="random", choices=["random", "speaker"])
+    p.add_argument("--test-speakers", nargs="+", default=["YAF"], help="with --split speaker")
+    p.add_argument("--test-size", type=int, default=400, help="clips held out with --split random")
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS))
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", default=DEFAULT_MODEL.split(":")[0], help="model name in the BentoML store")
+    p.add_argument("--report", type=Path, default=None, help="report folder (default reports/<tag>)")
+    p.add_argument("--workers", type=int, default=None, help="feature-extraction processes (default: cores)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> str:
+    args = parse_args(argv)
+    manifest = load_manifest(args.data, args.dataset)
+    for s in manifest.skipped:
+        print(f"{'skipped' if s.fatal else 'note'}: {s.path}: {s.reason}")
+    preset = get_preset(args.preset)
+    split = make_split(
+        manifest.entries,
+        mode=args.split,
+        test_size=args.test_size,
+        test_speakers=args.test_speakers,
+        seed=args.seed,
+    )
+    sizes = f"train {len(split.train)}, validation {len(split.val)}, test {len(split.test)}"
+    print(f"{len(manifest)} clips; {sizes}")
+    features, augmented = prepare(manifest, preset, split, workers=args.workers)
+    for path, reason in features.failed:
+        print(f"left out: {path}: {reason}")
+    trained = fit(
+        preset,
+        features,
+        split,
+        augmented=augmented,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    info = {
+        "dataset": manifest.entries[0].dataset,
+        "manifest_sha": manifest.digest(),
+        "n_clips": len(manifest),
+        "split": split.description,
+        "epochs_run": len(trained.history.get("loss", [])),
+        "train_seconds": round(trained.seconds, 1),
+        "test_accuracy": trained.metrics["accuracy"] if trained.metrics else None,
+        "test_macro_f1": trained.metrics["macro_f1"] if trained.metrics else None,
+    }
+    tag = save(trained, args.name, info)
+    report = args.report or Path("reports") / tag.replace(":", "-")
+    write_report(report, trained, info)
+    if trained.metrics:
+        print(format_metrics(trained.metrics))
+    print(f"report: {report}")
+    print(f"saved: {tag}")
+    return tag
+
+
+if __name__ == "__main__":
+    main()
