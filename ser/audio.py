@@ -68,6 +68,11 @@ class AudioInfo:
         return self.frames / self.sample_rate
 
 
+def _reason(e: Exception) -> str:
+    """libsndfile's reason without the file name or object it quotes (paths never reach users)."""
+    return str(e).rsplit(": ", 1)[-1].strip() or type(e).__name__
+
+
 def _open(data: bytes | str | Path) -> sf.SoundFile:
     """Open with libsndfile, wrapping its errors once into `InvalidAudioError`."""
     source = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else str(data)
@@ -76,7 +81,7 @@ def _open(data: bytes | str | Path) -> sf.SoundFile:
     except Exception as e:  # libsndfile's LibsndfileError, RuntimeError, TypeError on junk.
         raise InvalidAudioError(
             "could not read the audio header: not a supported audio file "
-            f"(accepted: WAV, AIFF, FLAC, OGG/Vorbis, MP3) — {e}"
+            f"(accepted: WAV, AIFF, FLAC, OGG/Vorbis, MP3): {_reason(e)}"
         ) from e
 
 
@@ -138,7 +143,7 @@ def decode(data: bytes | str | Path, limits: AudioLimits | None = None) -> tuple
         try:
             y = f.read(frames=min(info.frames, cap), dtype="float32", always_2d=True)
         except Exception as e:
-            raise InvalidAudioError(f"the audio data is corrupt or truncated: {e}") from e
+            raise InvalidAudioError(f"the audio data is corrupt or truncated: {_reason(e)}") from e
     if len(y) >= cap:
         raise AudioTooLongError(f"audio is longer than the limit of {limits.max_duration_s:g} s")
     if len(y) < limits.min_duration_s * info.sample_rate:

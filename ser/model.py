@@ -29,7 +29,7 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "seed": Preset(
         name="seed",
-        features=FeatureConfig(kind="mean", cmvn=False, deltas=0),
+        features=FeatureConfig(kind="mean", cmvn=False, deltas=0, stack=1),
         description="The write-ups' net: LSTM 123 over the 40 mean MFCCs as a 40-step sequence of 1 value "
         "→ Dense 64 relu → Dropout 0.2 → Dense 32 relu → Dropout 0.2 → Dense 7 softmax.",
         units=123,

@@ -42,6 +42,23 @@ def combine_segments(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return ((probs * w[:, None]).sum(axis=0) / w.sum()).astype(np.float32)
 
 
+def prepare(spec: ModelSpec, inputs: Inputs) -> np.ndarray:
+    """Standardise with the training set's statistics; shape (n, *input_shape)."""
+    return spec.norm.apply(inputs.x, inputs.lengths)
+
+
+def clip_result(spec: ModelSpec, probs: np.ndarray, inputs: Inputs) -> ClipPrediction:
+    """One clip's prediction from its segments' probabilities (n, n_labels)."""
+    p = combine_segments(probs, np.array([e - s for s, e in inputs.spans]))
+    best = int(np.argmax(p))
+    return ClipPrediction(
+        emotion=spec.labels[best],
+        confidence=float(p[best]),
+        probabilities={label: float(v) for label, v in zip(spec.labels, p, strict=True)},
+        duration_s=0.0,
+    )
+
+
 def configure_threads(threads: int | None = None) -> None:
     """Pin TensorFlow's thread pools (``SER_TF_THREADS``, default 1) before the first op runs.
 
@@ -87,8 +104,7 @@ class Predictor:
 
     # --- steps ------------------------------------------------------------------------------
     def prepare(self, inputs: Inputs) -> np.ndarray:
-        """Standardise with the training set's statistics; shape (n, *input_shape)."""
-        return self.spec.norm.apply(inputs.x, inputs.lengths)
+        return prepare(self.spec, inputs)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Probabilities (n, n_labels) for prepared inputs (n, *input_shape), in chunks of MAX_BATCH."""
@@ -98,15 +114,7 @@ class Predictor:
         return np.concatenate(out).astype(np.float32)
 
     def result(self, probs: np.ndarray, inputs: Inputs) -> ClipPrediction:
-        """One clip's prediction from its segments' probabilities."""
-        p = combine_segments(probs, np.array([e - s for s, e in inputs.spans]))
-        best = int(np.argmax(p))
-        return ClipPrediction(
-            emotion=self.spec.labels[best],
-            confidence=float(p[best]),
-            probabilities={label: float(v) for label, v in zip(self.spec.labels, p, strict=True)},
-            duration_s=0.0,
-        )
+        return clip_result(self.spec, probs, inputs)
 
     # --- whole path -------------------------------------------------------------------------
     def inputs(self, y: np.ndarray) -> Inputs:

@@ -79,7 +79,7 @@ class EmotionStyle:
 STYLES: dict[str, EmotionStyle] = {name: EmotionStyle(*row) for name, row in {
     #                  shift range contour    rate  dB   jit  shim  oq  tilt brth trem creak fmt att stress
     "angry":             (4,   4, "accented",  3.4,  6, .012, .06, .35,  .6, .02, 0,  .05, 1.08, 12, 5),
-    "disgust":           (-2,  6, "fall_rise", 2.3, -1, .020, .09, .45, -.2, .12, 0,  .40, 0.97, 40, 3),
+    "disgust":           (-2,  6, "fall_rise", 2.3, -1, .020, .09, .45, -.2, .12, 0,  .30, 0.97, 40, 3),
     "fear":              (7,   3, "level",     4.5, -1, .025, .08, .65, -.2, .25, 1., 0,   1.03, 25, 1),
     "happy":             (5,   9, "bouncy",    3.9, 3.5, .008, .04, .45, .35, .04, 0, 0,   1.06, 20, 4),
     "neutral":           (0,   3, "declining", 3.0,  0, .006, .03, .55,  0,  .06, 0,  0,   1.00, 35, 2),
@@ -286,7 +286,7 @@ def glottal_source(f0: np.ndarray, style: EmotionStyle, rng: np.random.Generator
     # Creak: every other cycle longer and weaker (period doubling, as in vocal fry), growing towards
     # the end of the utterance, where speakers run out of air and pitch.
     depth, odd = style.creak * np.linspace(0.2, 1.0, cycles), np.arange(cycles) % 2
-    jitter += 0.3 * depth * (2 * odd - 1)
+    jitter += 0.2 * depth * (2 * odd - 1)
     cycle = np.floor(np.cumsum(f0) / sr).astype(int)  # cycle index without jitter, to look up its jitter
     phase = np.cumsum(f0 / (1 + jitter[cycle])) / sr
     index = np.minimum(phase.astype(int), cycles - 1)

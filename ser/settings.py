@@ -1,0 +1,78 @@
+"""Service settings, each from one environment variable with a documented default.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| SER_MODEL | ser_lstm:latest | model tag in the BentoML store |
+| SER_MAX_UPLOAD_BYTES | 20000000 | largest upload accepted, per file and per request body |
+| SER_MAX_DURATION_S | 30 | longest audio for /predict and /predict_batch |
+| SER_MAX_TIMELINE_S | 600 | longest audio for /timeline |
+| SER_MIN_DURATION_S | 0.25 | shortest audio accepted |
+| SER_MAX_BATCH_FILES | 16 | most files in one /predict_batch request |
+| SER_MAX_BATCH_SIZE | 64 | most model inputs in one adaptive batch |
+| SER_MAX_LATENCY_MS | 5000 | longest an input may wait in the batch queue before a 503 |
+| SER_TF_THREADS | 1 | TensorFlow intra- and inter-op threads per model worker |
+| SER_MODEL_WORKERS | 1 | processes running the model |
+| SER_TIMEOUT_S | 60 | request timeout (504 after it) |
+| SER_MAX_CONCURRENCY | 256 | requests in flight before 429 |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ser.audio import AudioLimits
+
+
+def _env(name: str, default: float | int | str, cast=float):
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = cast(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a valid {cast.__name__}") from None
+    if isinstance(value, (int, float)) and value <= 0:
+        raise ValueError(f"{name}={raw!r} must be positive")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str
+    max_upload_bytes: int
+    max_duration_s: float
+    max_timeline_s: float
+    min_duration_s: float
+    max_batch_files: int
+    max_batch_size: int
+    max_latency_ms: int
+    tf_threads: int
+    model_workers: int
+    timeout_s: float
+    max_concurrency: int
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            model=_env("SER_MODEL", "ser_lstm:latest", str),
+            max_upload_bytes=_env("SER_MAX_UPLOAD_BYTES", 20_000_000, int),
+            max_duration_s=_env("SER_MAX_DURATION_S", 30.0),
+            max_timeline_s=_env("SER_MAX_TIMELINE_S", 600.0),
+            min_duration_s=_env("SER_MIN_DURATION_S", 0.25),
+            max_batch_files=_env("SER_MAX_BATCH_FILES", 16, int),
+            max_batch_size=_env("SER_MAX_BATCH_SIZE", 64, int),
+            max_latency_ms=_env("SER_MAX_LATENCY_MS", 5000, int),
+            tf_threads=_env("SER_TF_THREADS", 1, int),
+            model_workers=_env("SER_MODEL_WORKERS", 1, int),
+            timeout_s=_env("SER_TIMEOUT_S", 60.0),
+            max_concurrency=_env("SER_MAX_CONCURRENCY", 256, int),
+        )
+
+    @property
+    def predict_limits(self) -> AudioLimits:
+        return AudioLimits(self.max_upload_bytes, self.max_duration_s, self.min_duration_s)
+
+    @property
+    def timeline_limits(self) -> AudioLimits:
+        return AudioLimits(self.max_upload_bytes, self.max_timeline_s, self.min_duration_s)

@@ -1,0 +1,187 @@
+"""The ser BentoML service: audio in, emotion probabilities out.
+
+    bentoml serve service:SER            # http://localhost:3000, Swagger UI at /
+
+Two services: `ser` (the entry, `SER`) decodes and featurises each upload in a worker thread,
+then sends model inputs to `ser_model` (`EmotionModel`), whose one batchable `infer` method is
+the only place the model runs. BentoML's adaptive batching merges inputs from concurrent
+requests there; every input has the same (frames, features) shape, so batches concatenate.
+The entry never imports TensorFlow: it reads the feature settings and normalisation statistics
+from the stored model's metadata.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Annotated
+
+import bentoml
+import numpy as np
+from pydantic import Field
+
+from ser.audio import AudioLimits, load_audio
+from ser.errors import BadRequestError, SERError
+from ser.pipeline import Inputs, clip_inputs, timeline_inputs
+from ser.predictor import clip_result, prepare
+from ser.settings import Settings
+from ser.spec import ModelSpec
+from ser.timeline import timeline
+
+SETTINGS = Settings.from_env()
+# The internal client between the two services recycles its connection every 100 requests by
+# default, failing requests in flight under load; keep connections for the process's life.
+RUNNER_CONNECTION = {"max_requests": 1_000_000_000, "max_age": 1e9}
+
+PREDICTIONS = bentoml.metrics.Counter(
+    name="ser_predictions_total", documentation="Predictions answered, by emotion", labelnames=["emotion"]
+)
+PREPROCESS_SECONDS = bentoml.metrics.Histogram(
+    name="ser_preprocessing_seconds",
+    documentation="Decode + features per upload",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+)
+
+
+@bentoml.service(
+    name="ser_model",
+    workers=SETTINGS.model_workers,
+    threads=1,
+    runner_connection=RUNNER_CONNECTION,
+    traffic={"timeout": SETTINGS.timeout_s},
+)
+class EmotionModel:
+    """Runs the model on batches of prepared inputs; ready once loaded and warmed."""
+
+    model_ref = bentoml.models.BentoModel(SETTINGS.model)
+
+    def __init__(self) -> None:
+        from ser.predictor import Predictor
+
+        self.predictor = Predictor.from_ref(self.model_ref, threads=SETTINGS.tf_threads)
+        shape = self.predictor.spec.features.input_shape
+        self.predictor.forward(np.zeros((1, *shape), np.float32))  # Trace and warm before /readyz.
+        self.ready = True
+
+    def __is_ready__(self) -> bool:
+        return getattr(self, "ready", False)
+
+    @bentoml.api(
+        batchable=True, max_batch_size=SETTINGS.max_batch_size, max_latency_ms=SETTINGS.max_latency_ms
+    )
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities (n, labels) for prepared inputs (n, frames, features)."""
+        return self.predictor.forward(x.astype(np.float32, copy=False))
+
+
+@bentoml.service(
+    name="ser",
+    runner_connection=RUNNER_CONNECTION,
+    traffic={"timeout": SETTINGS.timeout_s, "max_concurrency": SETTINGS.max_concurrency},
+)
+class SER:
+    """Speech emotion recognition: POST audio (WAV, AIFF, FLAC, OGG/Vorbis, MP3)."""
+
+    model_ref = bentoml.models.BentoModel(SETTINGS.model)  # Read for its metadata only.
+    model = bentoml.depends(EmotionModel)
+
+    def __init__(self) -> None:
+        self.spec = ModelSpec.from_metadata(dict(self.model_ref.info.metadata))
+        self.tag = str(self.model_ref.tag)
+
+    # --- steps shared by the endpoints ---------------------------------------------------------
+    def _prepare(self, path: Path, limits: AudioLimits, window_s: float = 0, hop_s: float = 0):
+        """Decode + features in a worker thread; returns (prepared inputs, Inputs, duration)."""
+        started = time.perf_counter()
+        y = load_audio(path, limits)
+        if window_s:
+            inputs = timeline_inputs(y, self.spec.features, window_s=window_s, hop_s=hop_s)
+        else:
+            inputs = clip_inputs(y, self.spec.features)
+        PREPROCESS_SECONDS.observe(time.perf_counter() - started)
+        return prepare(self.spec, inputs), inputs, len(y) / self.spec.features.sample_rate
+
+    async def _infer(self, x: np.ndarray) -> np.ndarray:
+        """Model probabilities through the batchable method, in chunks it accepts."""
+        step = SETTINGS.max_batch_size
+        chunks = [x[i : i + step] for i in range(0, len(x), step)]
+        parts = await asyncio.gather(*(self.model.to_async.infer(c) for c in chunks))
+        return np.concatenate([np.asarray(p, np.float32) for p in parts])
+
+    def _clip_json(self, probs: np.ndarray, inputs: Inputs, duration: float) -> dict:
+        pred = clip_result(self.spec, probs, inputs)
+        pred.duration_s = round(duration, 3)
+        PREDICTIONS.labels(emotion=pred.emotion).inc()
+        return {**pred.to_dict(), "model": self.tag}
+
+    # --- endpoints -------------------------------------------------------------------------------
+    @bentoml.api
+    async def predict(self, audio: Path, ctx: bentoml.Context) -> dict:
+        """One recording (≤ SER_MAX_DURATION_S) → emotion, confidence and all 7 probabilities."""
+        try:
+            x, inputs, duration = await asyncio.to_thread(self._prepare, audio, SETTINGS.predict_limits)
+        except SERError as e:
+            ctx.response.status_code = e.http_status
+            return e.to_dict()
+        return self._clip_json(await self._infer(x), inputs, duration)
+
+    @bentoml.api
+    async def predict_batch(self, audios: list[Path], ctx: bentoml.Context) -> dict:
+        """Several recordings → one result per file, in order; a bad file gets its own error."""
+        if not 1 <= len(audios) <= SETTINGS.max_batch_files:
+            ctx.response.status_code = 400
+            return BadRequestError(
+                f"{len(audios)} files sent; send 1 to {SETTINGS.max_batch_files} in the field 'audios'"
+            ).to_dict()
+
+        async def one(path: Path):
+            try:
+                return await asyncio.to_thread(self._prepare, path, SETTINGS.predict_limits)
+            except SERError as e:
+                return e
+
+        prepared = await asyncio.gather(*(one(p) for p in audios))
+        good = [p for p in prepared if not isinstance(p, SERError)]
+        probs = await self._infer(np.concatenate([x for x, _, _ in good])) if good else np.zeros((0, 0))
+        results, start = [], 0
+        for item in prepared:
+            if isinstance(item, SERError):
+                results.append(item.to_dict())
+                continue
+            x, inputs, duration = item
+            results.append(self._clip_json(probs[start : start + len(x)], inputs, duration))
+            start += len(x)
+        return {"results": results, "model": self.tag}
+
+    @bentoml.api
+    async def timeline(
+        self,
+        audio: Path,
+        ctx: bentoml.Context,
+        window_s: Annotated[float, Field(gt=0, le=10)] = 2.0,
+        hop_s: Annotated[float, Field(gt=0, le=10)] = 1.0,
+    ) -> dict:
+        """A long recording (≤ SER_MAX_TIMELINE_S) → emotion per window over the speech, and a summary."""
+        try:
+            if window_s > self.spec.features.window_s or hop_s > window_s:
+                raise BadRequestError(
+                    f"window_s={window_s:g} and hop_s={hop_s:g}: need 0 < hop_s ≤ window_s ≤ "
+                    f"{self.spec.features.window_s:g} s"
+                )
+            x, inputs, duration = await asyncio.to_thread(
+                self._prepare, audio, SETTINGS.timeline_limits, window_s, hop_s
+            )
+        except SERError as e:
+            ctx.response.status_code = e.http_status
+            return e.to_dict()
+        sr = self.spec.features.sample_rate
+        result = timeline(inputs.spans, await self._infer(x), self.spec.labels, sr)
+        return {
+            "duration_s": round(duration, 3),
+            "speech_s": round(inputs.speech_samples / sr, 3),
+            "window_s": window_s,
+            "hop_s": hop_s,
+            **result,
+            "model": self.tag,
+        }

@@ -1,0 +1,259 @@
+"""ser.features: settings, the numpy MFCC against librosa, deltas, CMVN, padding, stacking, NormStats."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import scipy.signal
+from conftest import tone
+
+from ser.features import FeatureConfig, NormStats, clip_features, frame_features, mfcc
+from ser.model import PRESETS
+
+SR = 16_000
+SEED = FeatureConfig(kind="mean", cmvn=False, deltas=0, stack=1)
+
+
+def _signals() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    t = np.arange(int(1.5 * SR)) / SR
+    return {
+        "tone": tone(1.3),
+        "white_noise": (0.1 * rng.standard_normal(20_000)).astype(np.float32),
+        "chirp": (0.5 * scipy.signal.chirp(t, 100, 1.5, 7000)).astype(np.float32),
+        "tone_gap_tone": np.concatenate([tone(0.5), np.zeros(8000, np.float32), tone(0.4, f0=250)]),
+        "odd_length": tone(1.0)[:12_345],
+    }
+
+
+SIGNALS = _signals()
+
+
+# --- FeatureConfig --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"kind": "spectrogram"}, r"kind='spectrogram'; allowed: 'frames', 'mean'"),
+        ({"deltas": 3}, r"deltas=3; allowed: 0, 1, 2"),
+        ({"deltas": -1}, r"deltas=-1; allowed"),
+        ({"kind": "mean"}, r"kind='mean' takes no cmvn, deltas or stacking"),
+        ({"kind": "mean", "cmvn": False, "stack": 1, "deltas": 1}, r"kind='mean' takes no cmvn"),
+        ({"kind": "mean", "cmvn": False, "stack": 2}, r"kind='mean' takes no cmvn"),
+        ({"stack": 0}, r"stack=0 must be at least 1"),
+        ({"n_mfcc": 0}, r"n_mfcc=0 must be in 1\.\.n_mels=64"),
+        ({"n_mfcc": 65}, r"n_mfcc=65 must be in 1\.\.n_mels=64"),
+    ],
+)
+def test_config_rejects_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        FeatureConfig(**kwargs)
+
+
+def test_default_config_shapes():
+    c = FeatureConfig()
+    assert c.window_samples == 48_000
+    assert c.max_frames == 94  # 1 + 48000 // 256 = 188 MFCC frames, stacked in pairs.
+    assert c.n_features == 80  # 40 MFCCs × 2 stacked frames.
+    assert c.input_shape == (94, 80)
+
+
+def test_config_shapes_follow_deltas_and_stack():
+    assert FeatureConfig(deltas=2, stack=1).input_shape == (188, 120)
+    assert FeatureConfig(deltas=1, stack=3).input_shape == (63, 240)  # ceil(188 / 3)
+    assert FeatureConfig(window_s=1.0, stack=1).input_shape == (63, 40)  # 1 + 16000 // 256
+
+
+def test_seed_config_shapes():
+    assert PRESETS["seed"].features == SEED
+    assert SEED.input_shape == (40, 1)
+    assert SEED.n_features == 40
+    assert SEED.max_frames == 188
+
+
+@pytest.mark.parametrize("config", [FeatureConfig(), SEED, FeatureConfig(deltas=2, window_s=2.5, fmax=7600.0)])
+def test_config_dict_round_trip(config):
+    data = config.to_dict()
+    assert data == dataclasses.asdict(config)
+    assert FeatureConfig.from_dict(data) == config
+
+
+def test_config_from_dict_rejects_unknown_settings():
+    data = {**FeatureConfig().to_dict(), "n_chroma": 12}
+    with pytest.raises(ValueError, match=r"unknown feature settings \['n_chroma'\]"):
+        FeatureConfig.from_dict(data)
+
+
+def test_config_from_dict_validates():
+    with pytest.raises(ValueError, match="deltas=5"):
+        FeatureConfig.from_dict({**FeatureConfig().to_dict(), "deltas": 5})
+
+
+# --- MFCC and deltas against librosa --------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(SIGNALS))
+def test_mfcc_matches_librosa(name):
+    import librosa
+
+    y = SIGNALS[name]
+    ref = librosa.feature.mfcc(
+        y=y, sr=SR, n_mfcc=40, n_fft=512, hop_length=256, win_length=512, n_mels=64, fmin=50, fmax=8000
+    ).T
+    out = mfcc(y, FeatureConfig())
+    assert out.dtype == np.float32
+    assert out.shape == ref.shape == (1 + len(y) // 256, 40)
+    assert np.abs(out - ref).max() / np.abs(ref).max() < 1e-5
+
+
+@pytest.mark.parametrize("deltas", [1, 2])
+@pytest.mark.parametrize("name", ["tone", "white_noise", "chirp"])
+def test_deltas_match_librosa(name, deltas):
+    import librosa
+
+    config = FeatureConfig(deltas=deltas, cmvn=False, stack=1)
+    y = SIGNALS[name]
+    m = mfcc(y, config)
+    x = frame_features(y, config)
+    assert x.shape == (len(m), 40 * (1 + deltas))
+    np.testing.assert_array_equal(x[:, :40], m)
+    for order in range(1, deltas + 1):
+        ref = librosa.feature.delta(m.T, order=order).T
+        got = x[:, 40 * order : 40 * (order + 1)]
+        assert np.abs(got - ref).max() / np.abs(ref).max() < 1e-5, f"order {order}"
+
+
+def test_deltas_of_a_very_short_clip_are_zero():
+    config = FeatureConfig(deltas=2, cmvn=False, stack=1)
+    x = frame_features(tone(0.02), config)  # 2 frames: too few for any Savitzky-Golay window.
+    assert x.shape == (2, 120)
+    assert not x[:, 40:].any()
+
+
+def test_no_deltas_means_mfcc_only():
+    y = SIGNALS["tone"]
+    np.testing.assert_array_equal(frame_features(y, FeatureConfig(cmvn=False, stack=1)), mfcc(y, FeatureConfig()))
+
+
+@pytest.mark.parametrize("deltas", [0, 2])
+def test_cmvn_gives_zero_mean_unit_variance_columns(deltas):
+    x = frame_features(SIGNALS["chirp"], FeatureConfig(deltas=deltas, stack=1))
+    np.testing.assert_allclose(x.mean(axis=0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(x.std(axis=0), 1.0, atol=1e-3)
+
+
+# --- one model input ------------------------------------------------------------------------
+
+
+def test_clip_features_pads_with_exact_zeros():
+    config = FeatureConfig(stack=1)
+    y = tone(1.0)
+    x, n = clip_features(y, config)
+    assert x.shape == config.input_shape == (188, 40)
+    assert x.dtype == np.float32
+    assert n == 1 + len(y) // 256 == 63
+    np.testing.assert_array_equal(x[:n], frame_features(y, config))
+    assert (x[n:] == 0.0).all()
+    assert (x[:n] != 0.0).any(axis=1).all()  # Real frames are never all zero: the mask relies on it.
+
+
+def test_clip_features_full_window_fills_every_step():
+    config = FeatureConfig()
+    x, n = clip_features(tone(3.0), config)
+    assert n == config.max_frames == 94
+    assert (x != 0.0).any(axis=1).all()
+
+
+def test_frame_stacking_concatenates_consecutive_frames():
+    config = FeatureConfig(stack=2)
+    unstacked = FeatureConfig(stack=1)
+    for seconds in (1.0, 1.016):  # 63 frames (odd: the last is repeated) and 64 frames (even).
+        y = tone(seconds)
+        frames = frame_features(y, unstacked)
+        x, n = clip_features(y, config)
+        assert x.shape == (94, 80)
+        assert n == -(-len(frames) // 2)
+        for k in range(n):
+            last = min(2 * k + 1, len(frames) - 1)
+            np.testing.assert_array_equal(x[k], np.concatenate([frames[2 * k], frames[last]]))
+        assert (x[n:] == 0.0).all()
+
+
+def test_stack_three():
+    config = FeatureConfig(stack=3, deltas=1)
+    y = tone(0.5)
+    frames = frame_features(y, FeatureConfig(stack=1, deltas=1))
+    x, n = clip_features(y, config)
+    assert x.shape == config.input_shape == (63, 240)
+    assert n == -(-len(frames) // 3)
+    np.testing.assert_array_equal(x[1], np.concatenate(frames[3:6]))
+
+
+def test_seed_features_are_the_mean_mfcc():
+    y = tone(1.2)
+    x, n = clip_features(y, SEED)
+    assert x.shape == (40, 1)
+    assert n == 1 + len(y) // 256
+    np.testing.assert_allclose(x[:, 0], mfcc(y, SEED).mean(axis=0), rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("config", [FeatureConfig(), SEED])
+def test_too_long_input_is_refused(config):
+    with pytest.raises(ValueError, match=r"48001 samples given; one input covers at most 48000"):
+        clip_features(np.zeros(48_001, np.float32), config)
+
+
+# --- NormStats ------------------------------------------------------------------------------
+
+
+def _batch(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    clips = [tone(0.6, f0=150), tone(1.4, f0=220, amp=0.1), SIGNALS["white_noise"], tone(3.0, f0=300)]
+    feats = [clip_features(y, config) for y in clips]
+    return np.stack([f for f, _ in feats]), np.array([n for _, n in feats])
+
+
+def test_norm_stats_fit_uses_only_real_frames():
+    x, lengths = _batch(FeatureConfig())
+    stats = NormStats.fit(x, lengths)
+    real = np.concatenate([xi[:n] for xi, n in zip(x, lengths, strict=True)])
+    assert len(stats.mean) == len(stats.std) == 80
+    np.testing.assert_allclose(stats.mean, real.mean(axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(stats.std, real.std(axis=0) + 1e-5, rtol=1e-5)
+
+
+def test_norm_stats_apply_standardises_real_frames_and_keeps_padding_zero():
+    x, lengths = _batch(FeatureConfig())
+    assert lengths.min() < x.shape[1]  # Some padding to protect.
+    stats = NormStats.fit(x, lengths)
+    out = stats.apply(x, lengths)
+    assert out.dtype == np.float32 and out.shape == x.shape
+    for xi, oi, n in zip(x, out, lengths, strict=True):
+        assert (oi[n:] == 0.0).all()
+        np.testing.assert_allclose(oi[:n], (xi[:n] - np.array(stats.mean)) / np.array(stats.std), atol=1e-4)
+    real = np.concatenate([oi[:n] for oi, n in zip(out, lengths, strict=True)])
+    np.testing.assert_allclose(real.mean(axis=0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(real.std(axis=0), 1.0, atol=1e-3)
+    np.testing.assert_array_equal(x, _batch(FeatureConfig())[0])  # The input is not modified.
+
+
+def test_norm_stats_on_mean_features():
+    x, _ = _batch(SEED)
+    lengths = np.full(len(x), x.shape[1])  # kind="mean": every "frame" (coefficient) is real.
+    stats = NormStats.fit(x, lengths)
+    assert len(stats.mean) == 1
+    out = stats.apply(x, lengths)
+    assert out.shape == (4, 40, 1)
+    np.testing.assert_allclose(out.mean(), 0.0, atol=1e-5)
+
+
+def test_norm_stats_dict_round_trip():
+    x, lengths = _batch(FeatureConfig())
+    stats = NormStats.fit(x, lengths)
+    data = stats.to_dict()
+    assert set(data) == {"mean", "std"} and isinstance(data["mean"], list)
+    again = NormStats.from_dict(data)
+    assert again == stats
+    np.testing.assert_array_equal(again.apply(x, lengths), stats.apply(x, lengths))
