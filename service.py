@@ -29,6 +29,50 @@ from ser.settings import Settings
 from ser.spec import ModelSpec
 from ser.timeline import timeline
 
+
+def _reject_binary_form_fields() -> None:
+    """400, not 500, for a file sent under a field name the endpoint does not declare.
+
+    BentoML 1.4.39 `json.loads` every multipart part that is not a declared file field; binary
+    bytes (a WAV posted as `file` instead of `audio`) raise UnicodeDecodeError there, which it
+    answers with 500. Re-raise it as the validation error any other unknown field gets.
+    """
+    from _bentoml_impl.serde import MultipartSerde
+    from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
+    from starlette.datastructures import UploadFile
+
+    parse = MultipartSerde.parse_request
+    if getattr(parse, "_ser_patched", False):
+        return
+
+    async def parse_request(self, request, cls):
+        try:
+            return await parse(self, request, cls)
+        except UnicodeDecodeError:
+            form = await request.form()  # Starlette caches the parsed form on the request.
+            wanted = ", ".join(cls.multipart_fields) or "none"
+            errors = [
+                InitErrorDetails(
+                    type=PydanticCustomError(
+                        "unexpected_file",
+                        "a file was sent in the form field '{field}'; this endpoint takes files in: {wanted}",
+                        {"field": k, "wanted": wanted},
+                    ),
+                    loc=(k,),
+                    input=None,
+                )
+                for k, v in form.multi_items()
+                if k not in cls.multipart_fields and isinstance(v, UploadFile)
+            ]
+            if not errors:
+                raise
+            raise ValidationError.from_exception_data(cls.__name__, errors) from None
+
+    parse_request._ser_patched = True
+    MultipartSerde.parse_request = parse_request
+
+
+_reject_binary_form_fields()
 SETTINGS = Settings.from_env()
 # The internal client between the two services recycles its connection every 100 requests by
 # default, failing requests in flight under load; keep connections for the process's life.

@@ -146,8 +146,8 @@ def clip_features(y: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, int
     if len(y) > config.window_samples:
         raise ValueError(f"{len(y)} samples given; one input covers at most {config.window_samples}")
     x = frame_features(y, config)
-    if config.kind == "mean":
-        return x[:, : config.n_mfcc].mean(axis=0)[:, None], len(x)
+    if config.kind == "mean":  # Every one of the n_mfcc steps is real: `NormStats.apply` must keep all.
+        return x[:, : config.n_mfcc].mean(axis=0)[:, None], config.n_mfcc
     if config.stack > 1:  # Pad with the last frame to a multiple of stack, then concatenate.
         x = np.concatenate([x, np.repeat(x[-1:], -len(x) % config.stack, axis=0)])
         x = x.reshape(len(x) // config.stack, -1)

@@ -43,9 +43,46 @@ def synthetic_dir(tmp_path_factory) -> Path:
     return synthetic.generate(tmp_path_factory.mktemp("synthetic"), clips_per_class=12)
 
 
+# BentoML reads BENTOML_HOME once per process and memoises the home and the stores under it
+# (simple_di SingletonFactory caches), so setting the variable later changes nothing by itself.
+_BENTOML_MEMOISED = (
+    "bentoml_home",
+    "bento_store_dir",
+    "tmp_bento_store_dir",
+    "model_store_dir",
+    "env_store_dir",
+    "result_store_file",
+    "cloud_config",
+    "bento_store",
+    "tmp_bento_store",
+    "model_store",
+)
+
+
+def reset_bentoml_store() -> None:
+    """Forget BentoML's memoised home and stores: the next use reads BENTOML_HOME again."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+    from simple_di import sentinel
+
+    for name in _BENTOML_MEMOISED:
+        getattr(BentoMLContainer, name)._cache = sentinel
+
+
 @pytest.fixture()
 def bentoml_home(tmp_path, monkeypatch) -> Path:
     """An empty, private BentoML store for this test."""
     home = tmp_path / "bentoml"
     monkeypatch.setenv("BENTOML_HOME", str(home))
+    reset_bentoml_store()
+    yield home
+    reset_bentoml_store()  # Runs before monkeypatch restores the variable; the next use reads that.
+
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory, synthetic_dir) -> Path:
+    """A BentoML home holding a small model (seed preset, synthetic corpus) as ser_lstm:latest."""
+    from helpers import train_store
+
+    home = tmp_path_factory.mktemp("served") / "bentoml"
+    train_store(home, synthetic_dir)
     return home

@@ -74,7 +74,9 @@ def test_seed_config_shapes():
     assert SEED.max_frames == 188
 
 
-@pytest.mark.parametrize("config", [FeatureConfig(), SEED, FeatureConfig(deltas=2, window_s=2.5, fmax=7600.0)])
+@pytest.mark.parametrize(
+    "config", [FeatureConfig(), SEED, FeatureConfig(deltas=2, window_s=2.5, fmax=7600.0)]
+)
 def test_config_dict_round_trip(config):
     data = config.to_dict()
     assert data == dataclasses.asdict(config)
@@ -135,7 +137,9 @@ def test_deltas_of_a_very_short_clip_are_zero():
 
 def test_no_deltas_means_mfcc_only():
     y = SIGNALS["tone"]
-    np.testing.assert_array_equal(frame_features(y, FeatureConfig(cmvn=False, stack=1)), mfcc(y, FeatureConfig()))
+    np.testing.assert_array_equal(
+        frame_features(y, FeatureConfig(cmvn=False, stack=1)), mfcc(y, FeatureConfig())
+    )
 
 
 @pytest.mark.parametrize("deltas", [0, 2])
@@ -192,12 +196,21 @@ def test_stack_three():
     np.testing.assert_array_equal(x[1], np.concatenate(frames[3:6]))
 
 
-def test_seed_features_are_the_mean_mfcc():
-    y = tone(1.2)
+@pytest.mark.parametrize("seconds", [0.3, 1.2, 3.0])
+def test_seed_features_are_the_mean_mfcc_and_all_real(seconds):
+    y = tone(seconds)
     x, n = clip_features(y, SEED)
     assert x.shape == (40, 1)
-    assert n == 1 + len(y) // 256
+    assert n == 40  # All 40 steps are real, however few MFCC frames the clip has.
     np.testing.assert_allclose(x[:, 0], mfcc(y, SEED).mean(axis=0), rtol=1e-6, atol=1e-5)
+
+
+def test_seed_features_of_a_short_clip_survive_normalisation():
+    # Regression: the MFCC frame count (19 for 0.3 s) was returned as the length, and
+    # NormStats.apply then zeroed coefficients 19..39 of every clip shorter than 0.64 s.
+    x, n = clip_features(tone(0.3), SEED)
+    out = NormStats(mean=(0.0,), std=(1.0,)).apply(x[None], np.array([n]))
+    np.testing.assert_array_equal(out[0], x)
 
 
 @pytest.mark.parametrize("config", [FeatureConfig(), SEED])
@@ -240,8 +253,8 @@ def test_norm_stats_apply_standardises_real_frames_and_keeps_padding_zero():
 
 
 def test_norm_stats_on_mean_features():
-    x, _ = _batch(SEED)
-    lengths = np.full(len(x), x.shape[1])  # kind="mean": every "frame" (coefficient) is real.
+    x, lengths = _batch(SEED)
+    assert (lengths == x.shape[1]).all()  # kind="mean": every step (coefficient) is real.
     stats = NormStats.fit(x, lengths)
     assert len(stats.mean) == 1
     out = stats.apply(x, lengths)

@@ -85,11 +85,11 @@ def test_timeline_spans_lie_inside_voiced_regions():
     inputs = timeline_inputs(y, CONFIG, window_s=1.0, hop_s=0.5)
     assert len(inputs.spans) == len(inputs.x) == len(inputs.lengths) > 2
     for start, end in inputs.spans:
-        assert any(rs <= start < end <= re for rs, re in regions), (start, end)
+        assert any(r0 <= start < end <= r1 for r0, r1 in regions), (start, end)
         assert MIN_SEGMENT_S * SR <= end - start <= SR
-    for rs, re in regions:  # Every region is covered to its end.
-        assert any(e == re for _, e in inputs.spans)
-        assert any(s == rs for s, _ in inputs.spans)
+    for r0, r1 in regions:  # Every region is covered from its start to its end.
+        assert any(s == r0 for s, _ in inputs.spans)
+        assert any(e == r1 for _, e in inputs.spans)
     assert inputs.speech_samples == sum(e - s for s, e in regions)
 
 

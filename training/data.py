@@ -23,8 +23,14 @@ from ser.features import FeatureConfig
 from ser.labels import label_index
 from ser.pipeline import clip_inputs
 
-CACHE_VERSION = 1
-DEFAULT_CACHE = Path(os.environ.get("SER_CACHE_DIR", Path.home() / ".cache" / "ser" / "features"))
+CACHE_VERSION = 2  # 2: kind="mean" inputs report n_mfcc real steps, not the MFCC frame count.
+
+
+def cache_root() -> Path:
+    """Where generated corpora and cached features go: ``SER_CACHE_DIR`` or ~/.cache/ser."""
+    return Path(os.environ.get("SER_CACHE_DIR") or Path.home() / ".cache" / "ser")
+
+
 # Training accepts longer files than the service (the data report flags them); no upload limit.
 TRAIN_LIMITS = AudioLimits(max_bytes=1 << 31, max_duration_s=60.0, min_duration_s=0.1)
 # Augmentations: speed perturbation (changes pitch, formants and tempo together, like a
@@ -94,13 +100,14 @@ def extract(
     config: FeatureConfig,
     *,
     augmentation: str = "",
-    cache_dir: Path = DEFAULT_CACHE,
+    cache_dir: Path | None = None,
     workers: int | None = None,
     progress: bool = True,
 ) -> ClipSet:
     """Model inputs for every entry, in parallel over cores, with a progress bar."""
     from tqdm import tqdm
 
+    cache_dir = cache_dir or cache_root() / "features"
     jobs = [(e.path, config.to_dict(), augmentation, str(cache_dir)) for e in entries]
     workers = workers or os.cpu_count() or 1
     desc = f"features{' +' + augmentation if augmentation else ''}"

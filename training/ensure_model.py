@@ -11,13 +11,11 @@ into the cache folder and used, so `make serve` works offline with no dataset.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from ser.datasets import synthetic
 from ser.predictor import DEFAULT_MODEL
-
-SYNTHETIC_DIR = Path(os.environ.get("SER_CACHE_DIR", Path.home() / ".cache" / "ser")) / "synthetic"
+from training.data import cache_root
 
 
 def has_model(tag: str) -> bool:
@@ -45,7 +43,7 @@ def main(argv: list[str] | None = None) -> str:
 
     data = args.data
     if data is None:
-        data = synthetic.generate(SYNTHETIC_DIR)
+        data = synthetic.generate(cache_root() / "synthetic")
         print(f"training the embedded default on the synthetic corpus in {data}")
     epochs = args.epochs or (30 if args.data is None else 50)
     test_size = max(7, len(list(Path(data).rglob("*.*"))) // 8)

@@ -1,0 +1,175 @@
+"""End to end: train on the small synthetic corpus, store, reload, predict, evaluate; determinism.
+
+One model is trained per module (2 epochs of the default preset) into a private BentoML store and
+a private feature cache; the tests read it. The whole file takes about a minute.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import reset_bentoml_store
+
+from ser.audio import load_audio
+from ser.datasets import load_manifest
+from ser.labels import EMOTIONS
+from ser.model import DEFAULT_PRESET, get_preset
+from ser.predictor import Predictor
+from ser.spec import ModelSpec
+
+pytestmark = pytest.mark.slow
+
+TEST_SIZE = 28
+N_CLIPS = 4 * 7 * 12  # The synthetic_dir fixture: 4 speakers × 7 emotions × 12 clips.
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A private model store and feature cache for the whole module."""
+    import training.data
+
+    home = tmp_path_factory.mktemp("bentoml")
+    cache = tmp_path_factory.mktemp("features")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BENTOML_HOME", str(home))
+        mp.setenv("SER_CACHE_DIR", str(cache))
+        # `extract`'s cache_dir default was fixed when training.data was imported (from
+        # SER_CACHE_DIR or the home folder), so the variable alone would not reach it.
+        mp.setitem(training.data.extract.__kwdefaults__, "cache_dir", cache)
+        reset_bentoml_store()
+        yield home
+        reset_bentoml_store()
+
+
+def _train(synthetic_dir: Path, report: Path, *extra: str) -> str:
+    from training import train
+
+    args = ["--data", str(synthetic_dir), "--test-size", str(TEST_SIZE), "--report", str(report)]
+    return train.main([*args, "--workers", "1", *extra])
+
+
+@pytest.fixture(scope="module")
+def trained(store, synthetic_dir, tmp_path_factory) -> tuple[str, Path]:
+    report = tmp_path_factory.mktemp("train") / "report"
+    return _train(synthetic_dir, report, "--epochs", "2"), report
+
+
+def _metadata(tag: str) -> dict:
+    import bentoml
+
+    return dict(bentoml.models.get(tag).info.metadata)
+
+
+def test_training_stores_the_model_with_its_spec(trained, synthetic_dir):
+    import bentoml
+
+    tag, report = trained
+    assert tag.startswith("ser_lstm:")
+    ref = bentoml.models.get(tag)
+    assert ref.info.labels == {"preset": DEFAULT_PRESET}
+    meta = dict(ref.info.metadata)
+    features = get_preset(DEFAULT_PRESET).features
+    assert meta["labels"] == list(EMOTIONS)
+    assert meta["features"] == features.to_dict()
+    assert len(meta["norm"]["mean"]) == len(meta["norm"]["std"]) == features.n_features
+    assert all(s > 0 for s in meta["norm"]["std"])
+    assert meta["preset"] == DEFAULT_PRESET
+    assert meta["split"] == {"mode": "random", "test_size": TEST_SIZE, "seed": 0}
+    assert meta["manifest_sha"] == load_manifest(synthetic_dir).digest()
+    assert meta["dataset"] == "synthetic" and meta["n_clips"] == N_CLIPS
+    assert meta["epochs_run"] == 2
+    assert 0.0 <= meta["test_accuracy"] <= 1.0 and 0.0 <= meta["test_macro_f1"] <= 1.0
+    spec = ModelSpec.from_metadata(meta)
+    assert spec.features == features and spec.labels == EMOTIONS
+    assert spec.info["manifest_sha"] == meta["manifest_sha"]
+
+    assert {p.name for p in report.iterdir()} >= {"metrics.json", "curves.png", "confusion.png"}
+    for png in ("curves.png", "confusion.png"):
+        assert (report / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    written = json.loads((report / "metrics.json").read_text())
+    assert written["manifest_sha"] == meta["manifest_sha"]
+    assert written["test"]["n"] == TEST_SIZE
+    assert written["test"]["accuracy"] == meta["test_accuracy"]
+    assert written["test"]["labels"] == list(EMOTIONS)
+
+
+def test_stored_model_predicts_and_reproduces_its_test_accuracy(trained, synthetic_dir):
+    from training.data import extract
+    from training.split import make_split
+    from training.train import _subset, evaluate_clips
+
+    tag, _ = trained
+    predictor = Predictor.load(tag)
+    assert predictor.tag == tag
+    manifest = load_manifest(synthetic_dir)
+    pred = predictor.predict_audio(load_audio(manifest.entries[0].path))
+    assert list(pred.probabilities) == list(EMOTIONS)
+    assert sum(pred.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert pred.emotion in EMOTIONS and pred.confidence == max(pred.probabilities.values())
+    assert pred.duration_s == pytest.approx(manifest.entries[0].duration)
+
+    # The stored model, reloaded, scores exactly what training recorded on the same test clips.
+    split = make_split(manifest.entries, mode="random", test_size=TEST_SIZE, seed=0)
+    features = extract(manifest.entries, predictor.spec.features, workers=1, progress=False)
+    metrics = evaluate_clips(predictor, _subset(features, split.test))
+    assert metrics["n"] == TEST_SIZE
+    assert metrics["accuracy"] == pytest.approx(_metadata(tag)["test_accuracy"])
+    assert metrics["macro_f1"] == pytest.approx(_metadata(tag)["test_macro_f1"])
+
+
+def test_evaluate_cli_on_every_clip(trained, synthetic_dir, tmp_path):
+    from training import evaluate
+
+    tag, _ = trained
+    out = tmp_path / "eval.json"
+    metrics = evaluate.main(["--model", tag, "--data", str(synthetic_dir), "--json", str(out)])
+    written = json.loads(out.read_text())
+    assert set(written) >= {"accuracy", "macro_f1", "labels", "per_class", "confusion_matrix", "n"}
+    assert written["n"] == N_CLIPS == sum(map(sum, written["confusion_matrix"]))
+    assert written["labels"] == list(EMOTIONS)
+    assert written["model"] == tag
+    assert written["accuracy"] == metrics["accuracy"]
+
+
+def test_ensure_model_does_not_train_when_the_store_has_one(trained, monkeypatch, capsys):
+    import bentoml
+
+    from training import ensure_model, train
+
+    def refuse(argv=None):
+        raise AssertionError("ensure_model trained although the store has a model")
+
+    monkeypatch.setattr(train, "main", refuse)
+    before = {str(m.tag) for m in bentoml.models.list()}
+    assert ensure_model.main(["--name", "ser_lstm:latest"]) == "ser_lstm:latest"
+    assert "not training" in capsys.readouterr().out
+    assert {str(m.tag) for m in bentoml.models.list()} == before
+    assert ensure_model.has_model(trained[0])
+    assert not ensure_model.has_model("ser_nothing_here:latest")
+
+
+def test_training_is_deterministic(store, synthetic_dir, tmp_path):
+    tags = [
+        _train(
+            synthetic_dir, tmp_path / f"report{i}", "--preset", "seed", "--epochs", "1", "--name", "ser_det"
+        )
+        for i in range(2)
+    ]
+    assert tags[0] != tags[1]
+    first, second = (_metadata(t) for t in tags)
+    for key in ("test_accuracy", "test_macro_f1", "norm", "features", "split", "manifest_sha"):
+        assert first[key] == second[key], key
+    seed = get_preset("seed").features
+    assert first["features"] == seed.to_dict()
+    assert len(first["norm"]["mean"]) == seed.input_shape[-1] == 1  # One value per step.
+    reports = [json.loads((tmp_path / f"report{i}" / "metrics.json").read_text())["test"] for i in range(2)]
+    assert reports[0] == reports[1]
+    clips = [load_audio(e.path) for e in load_manifest(synthetic_dir).entries[::48]]
+    probs = [
+        np.array([list(p.probabilities.values()) for p in Predictor.load(t).predict_many(clips)])
+        for t in tags
+    ]
+    np.testing.assert_array_equal(probs[0], probs[1])
