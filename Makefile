@@ -9,7 +9,7 @@ SER_DATA ?=
 TESS ?= ../shared/data/tess
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup serve train train-tess evaluate-speaker report test test-fast bench lint format clean
+.PHONY: help setup serve train train-tess evaluate-speaker report test test-fast image test-container lint format clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -44,6 +44,19 @@ test: setup  ## Every test (real-TESS, browser and container tests skip with a r
 
 test-fast: setup  ## The quick inner loop: no training runs, no servers.
 	$(BIN)/python -m pytest -q -m "not slow"
+
+image: setup  ## bentoml build + containerize (docker if present, else podman via local-base-image).
+	$(BIN)/bentoml build --output tag | tail -n1 | sed 's/__tag__://' > .bento-tag
+	@if command -v docker >/dev/null && docker info >/dev/null 2>&1; then \
+	  $(BIN)/bentoml containerize $$(cat .bento-tag) -t ser:latest; \
+	else \
+	  ../shared/tools/local-base-image >/dev/null && \
+	  CONTAINERS_CONF=/var/tmp/local-base-image/containers.conf \
+	  $(BIN)/bentoml containerize $$(cat .bento-tag) --backend podman -t localhost/ser:latest; \
+	fi
+
+test-container: setup  ## Build the image from a test model and check it against `bentoml serve`.
+	$(BIN)/python -m pytest -q -s tests/test_container.py
 
 lint: setup  ## ruff check + format check.
 	$(BIN)/ruff check .

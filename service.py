@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from ser.audio import AudioLimits, load_audio
+from ser.compat import keep_serving_after_sigterm, reject_binary_form_fields
 from ser.errors import BadRequestError, SERError
 from ser.pipeline import Inputs, clip_inputs, timeline_inputs
 from ser.predictor import clip_result, prepare
@@ -29,50 +30,7 @@ from ser.settings import Settings
 from ser.spec import ModelSpec
 from ser.timeline import timeline
 
-
-def _reject_binary_form_fields() -> None:
-    """400, not 500, for a file sent under a field name the endpoint does not declare.
-
-    BentoML 1.4.39 `json.loads` every multipart part that is not a declared file field; binary
-    bytes (a WAV posted as `file` instead of `audio`) raise UnicodeDecodeError there, which it
-    answers with 500. Re-raise it as the validation error any other unknown field gets.
-    """
-    from _bentoml_impl.serde import MultipartSerde
-    from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
-    from starlette.datastructures import UploadFile
-
-    parse = MultipartSerde.parse_request
-    if getattr(parse, "_ser_patched", False):
-        return
-
-    async def parse_request(self, request, cls):
-        try:
-            return await parse(self, request, cls)
-        except UnicodeDecodeError:
-            form = await request.form()  # Starlette caches the parsed form on the request.
-            wanted = ", ".join(cls.multipart_fields) or "none"
-            errors = [
-                InitErrorDetails(
-                    type=PydanticCustomError(
-                        "unexpected_file",
-                        "a file was sent in the form field '{field}'; this endpoint takes files in: {wanted}",
-                        {"field": k, "wanted": wanted},
-                    ),
-                    loc=(k,),
-                    input=None,
-                )
-                for k, v in form.multi_items()
-                if k not in cls.multipart_fields and isinstance(v, UploadFile)
-            ]
-            if not errors:
-                raise
-            raise ValidationError.from_exception_data(cls.__name__, errors) from None
-
-    parse_request._ser_patched = True
-    MultipartSerde.parse_request = parse_request
-
-
-_reject_binary_form_fields()
+reject_binary_form_fields()
 SETTINGS = Settings.from_env()
 # The internal client between the two services recycles its connection every 100 requests by
 # default, failing requests in flight under load; keep connections for the process's life.
@@ -106,6 +64,7 @@ class EmotionModel:
         self.predictor = Predictor.from_ref(self.model_ref, threads=SETTINGS.tf_threads)
         shape = self.predictor.spec.features.input_shape
         self.predictor.forward(np.zeros((1, *shape), np.float32))  # Trace and warm before /readyz.
+        keep_serving_after_sigterm(SETTINGS.model_grace_s)
         self.ready = True
 
     def __is_ready__(self) -> bool:

@@ -158,27 +158,37 @@ def clip_features(y: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, int
 
 @dataclass(frozen=True)
 class NormStats:
-    """Per-feature mean and standard deviation over the training set's real frames."""
+    """Mean and standard deviation over the training set's real frames, per feature.
+
+    ``per_step=True`` keeps them per time step instead: for ``kind="mean"`` inputs, whose 40
+    steps are 40 different coefficients (c0 alone spans hundreds of dB-units).
+    """
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    per_step: bool = False
 
     @classmethod
-    def fit(cls, x: np.ndarray, lengths: np.ndarray) -> NormStats:
-        """From inputs (n, T, F) and real-frame counts (n,); for ``kind="mean"`` pass lengths of T."""
+    def fit(cls, x: np.ndarray, lengths: np.ndarray, *, per_step: bool = False) -> NormStats:
+        """From inputs (n, T, F) and real-frame counts (n,)."""
+        if per_step:
+            return cls(tuple(x.mean(axis=(0, 2)).tolist()), tuple((x.std(axis=(0, 2)) + 1e-5).tolist()), True)
         valid = np.concatenate([xi[: int(n)] for xi, n in zip(x, lengths, strict=True)])
         return cls(tuple(valid.mean(axis=0).tolist()), tuple((valid.std(axis=0) + 1e-5).tolist()))
 
     def apply(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """Standardise real frames in place of a copy; padded frames stay exactly zero."""
-        out = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        """Standardise real frames into a copy; padded frames stay exactly zero."""
+        mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
+        if self.per_step:
+            return ((x - mean[None, :, None]) / std[None, :, None]).astype(np.float32)
+        out = (x - mean) / std
         frame_index = np.arange(x.shape[1])[None, :]
         out[frame_index >= np.asarray(lengths)[:, None]] = 0.0
         return out.astype(np.float32)
 
     def to_dict(self) -> dict:
-        return {"mean": list(self.mean), "std": list(self.std)}
+        return {"mean": list(self.mean), "std": list(self.std), "per_step": self.per_step}
 
     @classmethod
     def from_dict(cls, data: dict) -> NormStats:
-        return cls(tuple(data["mean"]), tuple(data["std"]))
+        return cls(tuple(data["mean"]), tuple(data["std"]), bool(data.get("per_step", False)))

@@ -13,6 +13,7 @@
 | SER_TF_THREADS | 1 | TensorFlow intra- and inter-op threads per model worker |
 | SER_MODEL_WORKERS | 1 | processes running the model |
 | SER_TIMEOUT_S | 60 | request timeout (504 after it) |
+| SER_MODEL_GRACE_S | 2 | seconds the model keeps serving after SIGTERM, so in-flight requests finish |
 | SER_MAX_CONCURRENCY | 256 | requests in flight before 429 |
 """
 
@@ -51,6 +52,7 @@ class Settings:
     model_workers: int
     timeout_s: float
     max_concurrency: int
+    model_grace_s: float
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -67,6 +69,7 @@ class Settings:
             model_workers=_env("SER_MODEL_WORKERS", 1, int),
             timeout_s=_env("SER_TIMEOUT_S", 60.0),
             max_concurrency=_env("SER_MAX_CONCURRENCY", 256, int),
+            model_grace_s=_env("SER_MODEL_GRACE_S", 2.0),
         )
 
     @property

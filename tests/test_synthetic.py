@@ -102,16 +102,35 @@ def test_deterministic_bytes(tmp_path: Path, corpus: Path) -> None:
 def test_idempotent_and_regenerates_on_new_parameters(tmp_path: Path) -> None:
     out = synthetic.generate(tmp_path, clips_per_class=2, speakers=("SYB",))
     clip = out / "SYB_sad" / "SYB_w001_sad.wav"
-    before = clip.stat().st_mtime_ns
-    clip.write_bytes(clip.read_bytes())  # same content, new mtime: a rewrite would change it again
-    touched = clip.stat().st_mtime_ns
+    original = clip.read_bytes()
+    clip.write_bytes(original[:-2] + b"\x00\x00")  # a rewrite would restore the original bytes
     synthetic.generate(tmp_path, clips_per_class=2, speakers=("SYB",))
-    assert clip.stat().st_mtime_ns == touched >= before
+    assert clip.read_bytes() != original
     # Fewer clips per class: the stale ones go, the marker follows.
     synthetic.generate(tmp_path, clips_per_class=1, speakers=("SYB",))
     assert not clip.exists()
     assert len(synthetic.load(tmp_path)) == len(EMOTIONS)
     assert json.loads((tmp_path / synthetic.MARKER).read_text())["parameters"]["clips_per_class"] == 1
+    # A missing file means the corpus is incomplete: it is written again.
+    (out / "SYB_ps" / "SYB_w000_ps.wav").unlink()
+    synthetic.generate(tmp_path, clips_per_class=1, speakers=("SYB",))
+    assert (out / "SYB_ps" / "SYB_w000_ps.wav").is_file()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"speakers": ("SY_A",)},
+        {"speakers": ()},
+        {"speakers": ("SYA", "SYA")},
+        {"clips_per_class": 0},
+        {"seed": -1},
+    ],
+)
+def test_rejects_bad_arguments(tmp_path: Path, kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        synthetic.generate(tmp_path, **{"clips_per_class": 1, **kwargs})
+    assert not list(tmp_path.iterdir())
 
 
 def test_any_speaker_id_gets_a_stable_voice(tmp_path: Path) -> None:

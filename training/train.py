@@ -87,7 +87,7 @@ def fit(
     lengths = np.concatenate([t.lengths for t in train])
     y = np.concatenate([t.y for t in train])
     val = _subset(features, split.val)
-    norm = NormStats.fit(x, lengths)
+    norm = NormStats.fit(x, lengths, per_step=preset.features.kind == "mean")
     model = build_model(preset)
     with tempfile.TemporaryDirectory() as tmp:
         best = Path(tmp) / "best.keras"

@@ -25,14 +25,19 @@ rises then falls, sad falls, angry is high and flat with sharp accents, happy is
 syllable rate, energy, jitter/shimmer, open quotient, spectral tilt and breathiness.
 
 Files follow TESS's layout ``<out>/<SPK>_<code>/<SPK>_<word>_<code>.wav`` (16-bit PCM, mono) next
-to a ``SYNTHETIC.json`` marker recording the generator version and parameters.
+to a ``SYNTHETIC.json`` marker recording the generator version and parameters. Every clip has its
+own random stream (seed, speaker, emotion, index), so the same clip comes out byte for byte whatever
+else is generated. Bump `GENERATOR_VERSION` whenever the sound changes: the marker then no longer
+matches and existing corpora are rewritten.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
+import re
 import time
 import zlib
 from collections.abc import Callable
@@ -312,8 +317,10 @@ def formant_sos(formants: np.ndarray, sr: int, bandwidth_scale: float = 1.0) -> 
 
 @functools.lru_cache(maxsize=64)
 def consonant_sos(kind: str, sr: int) -> np.ndarray:
-    low, high = CONSONANTS[kind]
-    return signal.butter(4, [low, min(high, 0.45 * sr)], btype="bandpass", fs=sr, output="sos")
+    low, high = CONSONANTS[kind]  # squeezed below Nyquist for low sample rates
+    return signal.butter(
+        4, [min(low, 0.35 * sr), min(high, 0.45 * sr)], btype="bandpass", fs=sr, output="sos"
+    )
 
 
 def envelope(n: int, attack: int, release: int, decay: float) -> np.ndarray:
@@ -399,16 +406,33 @@ def _is_current(out: Path, expected: dict) -> bool:
 
 
 def _remove_old_clips(out: Path, speakers: tuple[str, ...]) -> None:
-    """Drop clips a previous run left (e.g. with more clips per class); only our own naming."""
-    old_marker = out / MARKER
-    if not old_marker.exists():
-        return
-    old = json.loads(old_marker.read_text()).get("parameters", {}).get("speakers", [])
+    """Drop clips an earlier or interrupted run left (e.g. more clips per class); only our own names."""
+    old: list[str] = []
+    marker = out / MARKER
+    # No readable marker: clean only the speakers we are about to write.
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        old = [s for s in json.loads(marker.read_text())["parameters"]["speakers"] if _valid_speaker(s)]
+    marker.unlink(missing_ok=True)  # Until the new set is complete, the folder is not a finished corpus.
     for speaker in {*old, *speakers}:
         for code in EMOTION_CODES.values():
-            for path in (out / f"{speaker}_{code}").glob(f"{speaker}_w*_{code}.wav"):
+            for path in (out / f"{speaker}_{code}").glob(f"{speaker}_w[0-9][0-9][0-9]*_{code}.wav"):
                 path.unlink()
-    old_marker.unlink()  # Until the new set is complete, the folder is not a finished corpus.
+
+
+def _valid_speaker(speaker: object) -> bool:
+    return isinstance(speaker, str) and re.fullmatch(r"[A-Za-z0-9]+", speaker) is not None
+
+
+def _check_arguments(clips_per_class: int, speakers: tuple[str, ...], sample_rate: int, seed: int) -> None:
+    # Speaker ids become the first "_"-separated field of every file name, so they must not hold "_".
+    bad = [s for s in speakers if not _valid_speaker(s)]
+    if not speakers or bad or len(set(speakers)) != len(speakers):
+        raise ValueError(f"speakers must be distinct, non-empty and alphanumeric; got {list(speakers)}")
+    if clips_per_class < 1 or seed < 0 or sample_rate < 8000:
+        raise ValueError(
+            f"need clips_per_class >= 1, seed >= 0, sample_rate >= 8000; "
+            f"got {clips_per_class}, {seed}, {sample_rate}"
+        )
 
 
 def generate(
@@ -422,6 +446,7 @@ def generate(
     """Write the corpus under ``out_dir`` (skipped when it is already there) and return the folder."""
     out = Path(out_dir)
     speakers = tuple(speakers)
+    _check_arguments(clips_per_class, speakers, sample_rate, seed)
     expected = _marker_data(clips_per_class, speakers, sample_rate, seed)
     if _is_current(out, expected):
         return out
@@ -480,9 +505,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speakers", default=",".join(DEFAULT_SPEAKERS), help="comma-separated ids")
     parser.add_argument("--sample-rate", type=int, default=16000)
     args = parser.parse_args(argv)
-    if args.clips_per_class < 1 or args.seed < 0:
-        parser.error("--clips-per-class must be >= 1 and --seed >= 0")
     speakers = tuple(s.strip() for s in args.speakers.split(",") if s.strip())
+    try:
+        _check_arguments(args.clips_per_class, speakers, args.sample_rate, args.seed)
+    except ValueError as e:
+        parser.error(str(e))
     started = time.perf_counter()
     expected = _marker_data(args.clips_per_class, speakers, args.sample_rate, args.seed)
     fresh = not _is_current(Path(args.out), expected)

@@ -1,0 +1,51 @@
+"""SIGTERM under load: in-flight requests are answered and `bentoml serve` exits within 5 s."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import requests
+from conftest import encode, tone
+from helpers import BIN, REPO, free_port, wait_ready
+
+pytestmark = pytest.mark.slow
+
+
+def test_sigterm_answers_in_flight_requests_and_exits_quickly(trained_store, tmp_path):
+    port, log_path = free_port(), tmp_path / "serve.log"
+    env = {**os.environ, "BENTOML_HOME": str(trained_store), "BENTOML_DO_NOT_TRACK": "True"}
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [str(BIN / "bentoml"), "serve", "service:SER", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc, log_path)
+        clip = ("long.wav", encode(tone(25.0)))
+        assert requests.post(f"{url}/timeline", files={"audio": clip}, timeout=60).status_code == 200
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            futures = [
+                pool.submit(requests.post, f"{url}/timeline", files={"audio": clip}, timeout=60)
+                for _ in range(8)
+            ]
+            time.sleep(0.3)  # Let them reach the server.
+            started = time.time()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+            exited_in = time.time() - started
+            statuses = [f.result().status_code for f in futures]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert statuses == [200] * 8, statuses
+    assert exited_in < 5.0, f"exited {exited_in:.1f} s after SIGTERM"
