@@ -118,16 +118,46 @@ class SER:
         PREDICTIONS.labels(emotion=pred.emotion).inc()
         return {**pred.to_dict(), "model": self.tag}
 
+    # --- the endpoints' logic, also called in-process by the demo at /ui ----------------------
+    async def analyse(self, audio: Path) -> tuple[int, dict]:
+        """One recording → (HTTP status, /predict's JSON body): the result, or an error dict."""
+        try:
+            x, inputs, duration = await asyncio.to_thread(self._prepare, audio, SETTINGS.predict_limits)
+        except SERError as e:
+            return e.http_status, e.to_dict()
+        return 200, self._clip_json(await self._infer(x), inputs, duration)
+
+    async def analyse_timeline(self, audio: Path, window_s: float = 2.0, hop_s: float = 1.0) -> tuple[int, dict]:
+        """A long recording → (HTTP status, /timeline's JSON body): the timeline, or an error dict."""
+        try:
+            if window_s > self.spec.features.window_s or hop_s > window_s:
+                raise BadRequestError(
+                    f"window_s={window_s:g} and hop_s={hop_s:g}: need 0 < hop_s ≤ window_s ≤ "
+                    f"{self.spec.features.window_s:g} s"
+                )
+            x, inputs, duration = await asyncio.to_thread(
+                self._prepare, audio, SETTINGS.timeline_limits, window_s, hop_s
+            )
+        except SERError as e:
+            return e.http_status, e.to_dict()
+        sr = self.spec.features.sample_rate
+        result = timeline(inputs.spans, await self._infer(x), self.spec.labels, sr)
+        return 200, {
+            "duration_s": round(duration, 3),
+            "speech_s": round(inputs.speech_samples / sr, 3),
+            "window_s": window_s,
+            "hop_s": hop_s,
+            **result,
+            "model": self.tag,
+        }
+
     # --- endpoints -------------------------------------------------------------------------------
     @bentoml.api
     async def predict(self, audio: Path, ctx: bentoml.Context) -> dict:
         """One recording (≤ SER_MAX_DURATION_S) → emotion, confidence and all 7 probabilities."""
-        try:
-            x, inputs, duration = await asyncio.to_thread(self._prepare, audio, SETTINGS.predict_limits)
-        except SERError as e:
-            ctx.response.status_code = e.http_status
-            return e.to_dict()
-        return self._clip_json(await self._infer(x), inputs, duration)
+        status, body = await self.analyse(audio)
+        ctx.response.status_code = status
+        return body
 
     @bentoml.api
     async def predict_batch(self, audios: list[Path], ctx: bentoml.Context) -> dict:
@@ -166,25 +196,6 @@ class SER:
         hop_s: Annotated[float, Field(gt=0, le=10)] = 1.0,
     ) -> dict:
         """A long recording (≤ SER_MAX_TIMELINE_S) → emotion per window over the speech, and a summary."""
-        try:
-            if window_s > self.spec.features.window_s or hop_s > window_s:
-                raise BadRequestError(
-                    f"window_s={window_s:g} and hop_s={hop_s:g}: need 0 < hop_s ≤ window_s ≤ "
-                    f"{self.spec.features.window_s:g} s"
-                )
-            x, inputs, duration = await asyncio.to_thread(
-                self._prepare, audio, SETTINGS.timeline_limits, window_s, hop_s
-            )
-        except SERError as e:
-            ctx.response.status_code = e.http_status
-            return e.to_dict()
-        sr = self.spec.features.sample_rate
-        result = timeline(inputs.spans, await self._infer(x), self.spec.labels, sr)
-        return {
-            "duration_s": round(duration, 3),
-            "speech_s": round(inputs.speech_samples / sr, 3),
-            "window_s": window_s,
-            "hop_s": hop_s,
-            **result,
-            "model": self.tag,
-        }
+        status, body = await self.analyse_timeline(audio, window_s, hop_s)
+        ctx.response.status_code = status
+        return body

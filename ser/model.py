@@ -22,7 +22,7 @@ class Preset:
     dense: int = 64
     dropout: float = 0.3
     learning_rate: float = 1e-3
-    augment: bool = False  # Speed/gain/noise perturbation of training clips.
+    augment: tuple[str, ...] = ()  # Names from training.data.AUGMENTATIONS applied to training clips.
     extra: dict = field(default_factory=dict)
 
 
@@ -42,7 +42,7 @@ PRESETS: dict[str, Preset] = {
         description="A bidirectional LSTM (64 per direction) over masked MFCC frames (pairs of 16 ms frames "
         "stacked, per-utterance normalised) → masked mean over time → Dense 64 relu → Dropout 0.3 → Dense 7.",
         layers=1,
-        augment=True,
+        augment=("speed_0.9", "speed_1.1"),
     ),
 }
 DEFAULT_PRESET = "bilstm"

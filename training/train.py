@@ -24,7 +24,7 @@ from ser.labels import EMOTIONS
 from ser.model import DEFAULT_PRESET, PRESETS, Preset, build_model, get_preset
 from ser.predictor import DEFAULT_MODEL, Predictor, combine_segments
 from ser.spec import MODEL_FILE, ModelSpec
-from training.data import AUGMENTATIONS, ClipSet, extract
+from training.data import ClipSet, extract
 from training.metrics import classification_metrics, format_metrics
 from training.split import Split, make_split
 
@@ -121,7 +121,7 @@ def prepare(manifest: Manifest, preset: Preset, split: Split, *, workers: int | 
     augmented = []
     if preset.augment:
         train_entries = [manifest.entries[i] for i in split.train]
-        for name in AUGMENTATIONS:
+        for name in preset.augment:
             aug = extract(train_entries, preset.features, augmentation=name, workers=workers)
             aug.clip = split.train[aug.clip]  # Back to indices into the whole manifest.
             augmented.append(aug)
