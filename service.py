@@ -1,6 +1,6 @@
 """The ser BentoML service: audio in, emotion probabilities out.
 
-    bentoml serve service:SER            # http://localhost:3000, Swagger UI at /
+    bentoml serve service:SER            # http://localhost:3000, Swagger UI at /, demo at /ui
 
 Two services: `ser` (the entry, `SER`) decodes and featurises each upload in a worker thread,
 then sends model inputs to `ser_model` (`EmotionModel`), whose one batchable `infer` method is
@@ -21,11 +21,12 @@ import bentoml
 import numpy as np
 from pydantic import Field
 
+from gradio_demo.mount import mount_demo
 from ser.audio import AudioLimits, load_audio
 from ser.compat import keep_serving_after_sigterm, reject_binary_form_fields
 from ser.errors import BadRequestError, SERError
 from ser.pipeline import Inputs, clip_inputs, timeline_inputs
-from ser.predictor import clip_result, prepare
+from ser.predictor import MAX_BATCH, clip_result, prepare
 from ser.settings import Settings
 from ser.spec import ModelSpec
 from ser.timeline import timeline
@@ -35,6 +36,14 @@ SETTINGS = Settings.from_env()
 # The internal client between the two services recycles its connection every 100 requests by
 # default, failing requests in flight under load; keep connections for the process's life.
 RUNNER_CONNECTION = {"max_requests": 1_000_000_000, "max_age": 1e9}
+
+# SER_MAX_BATCH_SIZE=1 turns adaptive batching off: BentoML refuses max_batch_size=1 (ValueError at
+# import, which `bentoml serve <bento tag>` reports as a confusing "Attribute ... not found").
+BATCHING = (
+    {"batchable": True, "max_batch_size": SETTINGS.max_batch_size, "max_latency_ms": SETTINGS.max_latency_ms}
+    if SETTINGS.max_batch_size > 1
+    else {"batchable": False}
+)
 
 PREDICTIONS = bentoml.metrics.Counter(
     name="ser_predictions_total", documentation="Predictions answered, by emotion", labelnames=["emotion"]
@@ -70,14 +79,13 @@ class EmotionModel:
     def __is_ready__(self) -> bool:
         return getattr(self, "ready", False)
 
-    @bentoml.api(
-        batchable=True, max_batch_size=SETTINGS.max_batch_size, max_latency_ms=SETTINGS.max_latency_ms
-    )
+    @bentoml.api(**BATCHING)
     def infer(self, x: np.ndarray) -> np.ndarray:
         """Probabilities (n, labels) for prepared inputs (n, frames, features)."""
         return self.predictor.forward(x.astype(np.float32, copy=False))
 
 
+@mount_demo("/ui")  # The Gradio demo, calling this service in-process (gradio_demo/).
 @bentoml.service(
     name="ser",
     runner_connection=RUNNER_CONNECTION,
@@ -107,7 +115,7 @@ class SER:
 
     async def _infer(self, x: np.ndarray) -> np.ndarray:
         """Model probabilities through the batchable method, in chunks it accepts."""
-        step = SETTINGS.max_batch_size
+        step = SETTINGS.max_batch_size if BATCHING["batchable"] else MAX_BATCH
         chunks = [x[i : i + step] for i in range(0, len(x), step)]
         parts = await asyncio.gather(*(self.model.to_async.infer(c) for c in chunks))
         return np.concatenate([np.asarray(p, np.float32) for p in parts])
@@ -127,7 +135,9 @@ class SER:
             return e.http_status, e.to_dict()
         return 200, self._clip_json(await self._infer(x), inputs, duration)
 
-    async def analyse_timeline(self, audio: Path, window_s: float = 2.0, hop_s: float = 1.0) -> tuple[int, dict]:
+    async def analyse_timeline(
+        self, audio: Path, window_s: float = 2.0, hop_s: float = 1.0
+    ) -> tuple[int, dict]:
         """A long recording → (HTTP status, /timeline's JSON body): the timeline, or an error dict."""
         try:
             if window_s > self.spec.features.window_s or hop_s > window_s:

@@ -23,6 +23,7 @@ class Preset:
     dropout: float = 0.3
     learning_rate: float = 1e-3
     augment: tuple[str, ...] = ()  # Names from training.data.AUGMENTATIONS applied to training clips.
+    monitor: str = "val_accuracy"  # What the best-validation checkpoint and early stopping watch.
     extra: dict = field(default_factory=dict)
 
 

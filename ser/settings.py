@@ -8,7 +8,7 @@
 | SER_MAX_TIMELINE_S | 600 | longest audio for /timeline |
 | SER_MIN_DURATION_S | 0.25 | shortest audio accepted |
 | SER_MAX_BATCH_FILES | 16 | most files in one /predict_batch request |
-| SER_MAX_BATCH_SIZE | 64 | most model inputs in one adaptive batch |
+| SER_MAX_BATCH_SIZE | 64 | most model inputs in one adaptive batch; 1 turns adaptive batching off |
 | SER_MAX_LATENCY_MS | 5000 | longest an input may wait in the batch queue before a 503 |
 | SER_TF_THREADS | 1 | TensorFlow intra- and inter-op threads per model worker |
 | SER_MODEL_WORKERS | 1 | processes running the model |

@@ -266,7 +266,19 @@ def test_norm_stats_dict_round_trip():
     x, lengths = _batch(FeatureConfig())
     stats = NormStats.fit(x, lengths)
     data = stats.to_dict()
-    assert set(data) == {"mean", "std"} and isinstance(data["mean"], list)
+    assert set(data) == {"mean", "std", "per_step"} and isinstance(data["mean"], list)
     again = NormStats.from_dict(data)
     assert again == stats
     np.testing.assert_array_equal(again.apply(x, lengths), stats.apply(x, lengths))
+
+
+def test_per_step_norm_stats_standardise_each_coefficient_of_the_mean_feature():
+    config = FeatureConfig(kind="mean", cmvn=False, stack=1)
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((50, 40, 1)) * np.arange(1, 41)[None, :, None] - 300).astype(np.float32)
+    stats = NormStats.fit(x, np.full(50, 40), per_step=True)
+    assert len(stats.mean) == config.input_shape[0]
+    out = stats.apply(x, np.full(50, 40))
+    np.testing.assert_allclose(out.mean(axis=0), 0, atol=1e-4)
+    np.testing.assert_allclose(out.std(axis=0), 1, atol=1e-3)
+    assert NormStats.from_dict(stats.to_dict()) == stats

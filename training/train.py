@@ -92,9 +92,9 @@ def fit(
     with tempfile.TemporaryDirectory() as tmp:
         best = Path(tmp) / "best.keras"
         callbacks = [
-            keras.callbacks.ModelCheckpoint(best, monitor="val_accuracy", save_best_only=True),
+            keras.callbacks.ModelCheckpoint(best, monitor=preset.monitor, save_best_only=True),
             keras.callbacks.EarlyStopping(
-                monitor="val_accuracy", patience=EARLY_STOP_PATIENCE, restore_best_weights=True
+                monitor=preset.monitor, patience=EARLY_STOP_PATIENCE, restore_best_weights=True
             ),
         ]
         history = model.fit(

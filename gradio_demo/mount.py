@@ -1,0 +1,65 @@
+"""Mount the demo on the BentoML service: the one place the service imports Gradio.
+
+    @mount_demo("/ui")
+    @bentoml.service(...)
+    class SER: ...
+
+Without Gradio or matplotlib installed the service is left as it is (a warning says so), so an
+image without the demo's packages (requirements/serve.txt has none) still serves the API.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_for_mount(demo) -> None:
+    """Give the Blocks what `gr.mount_gradio_app`/`launch` set and BentoML's mount does not.
+
+    bentoml 1.4.39 + gradio 6.31: `bentoml.gradio.mount_gradio_app` builds the app straight from
+    the Blocks, but Gradio 6 takes theme/css/js/head at launch or mount time; without them GET
+    /ui/ is a 500 (`'NoneType' object has no attribute 'get'` at `config.get('body_css')`).
+    """
+    import gradio as gr
+
+    from gradio_demo.app import launch_kwargs
+
+    options = launch_kwargs()
+    demo.theme = gr.utils.get_theme(options.get("theme"))
+    demo.css = options.get("css") or ""
+    demo.js = options.get("js") or ""
+    demo.head = options.get("head") or ""
+    demo.head_paths = []
+    demo.css_paths = []
+    demo._set_html_css_theme_variables()
+    demo.config = demo.get_config_file()
+
+
+def mount_demo(path: str = "/ui"):
+    """Class decorator: mount the demo (in-process backend) on the service at ``path``."""
+
+    def decorator(service):
+        try:
+            import bentoml.gradio  # Imports gradio.
+
+            from gradio_demo.app import build_demo  # Imports matplotlib too.
+            from gradio_demo.backends import InProcessBackend
+        except ImportError as e:
+            logger.warning("demo not mounted at %s: %s (pip install 'ser[demo]')", path, e)
+            return service
+
+        from ser.settings import Settings
+
+        demo = build_demo(InProcessBackend())
+        service = bentoml.gradio.mount_gradio_app(demo, path=path)(service)
+        # BentoML lifts Gradio's upload limit; refuse what the service would refuse before storing it.
+        demo.max_file_size = Settings.from_env().max_upload_bytes
+        # SER_DEMO_MOUNT_AS_IS=1 skips the fix, to check whether a newer bentoml still needs it.
+        if os.environ.get("SER_DEMO_MOUNT_AS_IS") != "1":
+            prepare_for_mount(demo)  # Last: it computes the page config from the settings above.
+        return service
+
+    return decorator
