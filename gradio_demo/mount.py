@@ -4,14 +4,19 @@
     @bentoml.service(...)
     class SER: ...
 
-Without Gradio or matplotlib installed the service is left as it is (a warning says so), so an
-image without the demo's packages (requirements/serve.txt has none) still serves the API.
+``SER_DEMO`` decides: ``auto`` (default) mounts the demo when Gradio is installed, ``0`` never
+mounts it (Gradio's ~4 s import then stays off the start-up path), ``1`` requires it. Without
+Gradio or matplotlib the service is left as it is (a log line says so, found without importing
+anything), so the slim image (requirements/serve.txt has neither) serves the API and starts fast.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+
+from bentoml.exceptions import MissingDependencyException
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +47,23 @@ def mount_demo(path: str = "/ui"):
     """Class decorator: mount the demo (in-process backend) on the service at ``path``."""
 
     def decorator(service):
+        wanted = os.environ.get("SER_DEMO", "auto").strip().lower()
+        if wanted in ("0", "false", "no", "off"):
+            logger.info("demo not mounted at %s: SER_DEMO=%s", path, wanted)
+            return service
+        required = wanted in ("1", "true", "yes", "on")
+        missing = [m for m in ("gradio", "matplotlib") if importlib.util.find_spec(m) is None]
+        if missing and not required:
+            logger.info("demo not mounted at %s: %s not installed (pip install 'ser[demo]')", path, missing)
+            return service
         try:
             import bentoml.gradio  # Imports gradio.
 
             from gradio_demo.app import build_demo  # Imports matplotlib too.
             from gradio_demo.backends import InProcessBackend
-        except ImportError as e:
+        except (ImportError, MissingDependencyException) as e:
+            if required:
+                raise ImportError(f"SER_DEMO={wanted} but the demo cannot be mounted at {path}: {e}") from e
             logger.warning("demo not mounted at %s: %s (pip install 'ser[demo]')", path, e)
             return service
 

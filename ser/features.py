@@ -4,6 +4,10 @@ The MFCC is computed in numpy/scipy (rfft of Hann-windowed frames, librosa's Sla
 filterbank, power-to-dB with an 80 dB floor, orthonormal DCT-II) rather than with
 `librosa.feature.mfcc`: it agrees with librosa to within float32 rounding (a test checks) and
 needs no numba JIT, whose first call costs ~27 s in a fresh process — a cold start we refuse.
+Training stores librosa's filterbank matrix with the model; serving registers it
+(`register_mel_filterbank`) and so needs no librosa at all. scipy is imported on first use, not
+with this module: `scipy.signal` alone takes ~1 s to import, and of a service's processes only
+the one computing features needs scipy.fft (`warm_up` imports it there before the first request).
 """
 
 from __future__ import annotations
@@ -12,8 +16,6 @@ from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 
 import numpy as np
-import scipy.fft
-import scipy.signal
 
 from ser.audio import SAMPLE_RATE
 
@@ -87,9 +89,38 @@ class FeatureConfig:
         return cls(**data)
 
 
-@lru_cache(maxsize=8)
+# Filterbanks stored with a model (MEL_FILE, computed by librosa at training time), by settings.
+_REGISTERED_MEL: dict[tuple, np.ndarray] = {}
+
+
+def _mel_key(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> tuple:
+    return (int(sample_rate), int(n_fft), int(n_mels), float(fmin), float(fmax))
+
+
+def register_mel_filterbank(config: FeatureConfig, matrix: np.ndarray) -> None:
+    """Use ``matrix`` as the mel filterbank for ``config``'s settings: serving then needs no librosa."""
+    key = _mel_key(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax)
+    matrix = np.asarray(matrix, np.float32)
+    if matrix.shape != (config.n_mels, 1 + config.n_fft // 2):
+        raise ValueError(
+            f"mel filterbank of shape {matrix.shape}; expected ({config.n_mels}, {1 + config.n_fft // 2})"
+        )
+    _REGISTERED_MEL[key] = matrix
+
+
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    """librosa's Slaney-normalised mel filterbank, shape (n_mels, 1 + n_fft // 2), computed once."""
+    """librosa's Slaney-normalised mel filterbank, shape (n_mels, 1 + n_fft // 2).
+
+    A matrix registered with `register_mel_filterbank` (the one stored with the model) if there is
+    one for these settings, else computed by librosa once.
+    """
+    key = _mel_key(sample_rate, n_fft, n_mels, fmin, fmax)
+    registered = _REGISTERED_MEL.get(key)
+    return registered if registered is not None else _librosa_mel(*key)
+
+
+@lru_cache(maxsize=8)
+def _librosa_mel(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
     import librosa.filters  # The filterbank is plain numpy; importing it JIT-compiles nothing.
 
     return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(
@@ -99,7 +130,7 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax:
 
 @lru_cache(maxsize=8)
 def _window(win_length: int, n_fft: int) -> np.ndarray:
-    w = scipy.signal.get_window("hann", win_length, fftbins=True)
+    w = np.hanning(win_length + 1)[:-1]  # Periodic Hann: scipy.signal.get_window("hann", win_length).
     left = (n_fft - win_length) // 2
     return np.pad(w, (left, n_fft - win_length - left)).astype(np.float32)
 
@@ -110,6 +141,8 @@ def mfcc(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     n_frames = 1 + len(y) // hop_length (frames are centred, the signal zero-padded by n_fft/2),
     matching `librosa.feature.mfcc(..., center=True)` transposed.
     """
+    import scipy.fft  # Imported once; see the module's docstring.
+
     half = config.n_fft // 2
     padded = np.pad(y.astype(np.float32, copy=False), (half, half))
     frames = np.lib.stride_tricks.sliding_window_view(padded, config.n_fft)[:: config.hop_length]
@@ -120,6 +153,11 @@ def mfcc(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     return scipy.fft.dct(log_mel, type=2, norm="ortho", axis=-1)[:, : config.n_mfcc].astype(np.float32)
 
 
+def warm_up(config: FeatureConfig) -> None:
+    """Import and cache everything `frame_features` needs, so the first request pays none of it."""
+    frame_features(np.zeros(config.n_fft * 4, np.float32) + 1e-3, config)
+
+
 def frame_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """MFCCs (+ deltas), per-utterance normalised if configured: shape (n_frames, n_features)."""
     m = mfcc(y, config)
@@ -128,6 +166,8 @@ def frame_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
         # Same filter as librosa.feature.delta (Savitzky-Golay, width 9, "interp" edges).
         width = min(DELTA_WIDTH, len(m) - (1 - len(m) % 2))  # Odd and no longer than the clip.
         if width >= 3:
+            import scipy.signal
+
             parts.append(scipy.signal.savgol_filter(m, width, order, deriv=order, axis=0, mode="interp"))
         else:
             parts.append(np.zeros_like(m))

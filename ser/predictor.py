@@ -1,8 +1,11 @@
 """The one inference entry point: audio → per-emotion probabilities, batched.
 
-Evaluation, the service and the demo all go through `Predictor`. The forward pass is a
-`tf.function` with a fixed input signature (any batch size, fixed frame count), traced once;
-`model.predict` is never used per request (it costs ~150 ms of set-up per call).
+Evaluation, the service and the demo all go through a predictor: `Predictor` runs the Keras
+model (TensorFlow), `ser.runtime.LiteRTPredictor` the LiteRT export stored beside it (no
+TensorFlow; what the service uses by default). Both share `BasePredictor`'s audio → result steps
+and differ only in ``forward``. Here the forward pass is a `tf.function` with a fixed input
+signature (any batch size, fixed frame count), traced once; `model.predict` is never used per
+request (it costs ~150 ms of set-up per call).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import numpy as np
 
 from ser.audio import AudioLimits, load_audio
 from ser.pipeline import Inputs, clip_inputs
-from ser.spec import MODEL_FILE, ModelSpec
+from ser.spec import MODEL_FILE, ModelSpec, register_model_mel
 
 DEFAULT_MODEL = "ser_lstm:latest"
 MAX_BATCH = 64  # Largest batch one forward call runs; bigger inputs are chunked.
@@ -74,33 +77,16 @@ def configure_threads(threads: int | None = None) -> None:
         pass  # Already initialised in this process; the first setting stands.
 
 
-class Predictor:
-    """A loaded model with its spec. ``forward`` takes normalised inputs; the rest take audio."""
+class BasePredictor:
+    """A model with its spec. ``forward`` takes normalised inputs; the rest take audio."""
 
-    def __init__(self, model, spec: ModelSpec, tag: str = ""):
-        import tensorflow as tf
+    spec: ModelSpec
+    tag: str
+    runtime = "?"
 
-        self.model = model
-        self.spec = spec
-        self.tag = tag
-        signature = tf.TensorSpec([None, *spec.features.input_shape], tf.float32, name="features")
-        self._forward = tf.function(lambda x: model(x, training=False), input_signature=[signature])
-
-    @classmethod
-    def load(cls, tag: str = DEFAULT_MODEL, *, threads: int | None = None) -> Predictor:
-        """Load a model from the BentoML model store (honours ``BENTOML_HOME``)."""
-        import bentoml
-
-        return cls.from_ref(bentoml.models.get(tag), threads=threads)
-
-    @classmethod
-    def from_ref(cls, ref, *, threads: int | None = None) -> Predictor:
-        configure_threads(threads)
-        import keras
-
-        spec = ModelSpec.from_metadata(dict(ref.info.metadata))
-        model = keras.models.load_model(ref.path_of(MODEL_FILE), compile=False, safe_mode=True)
-        return cls(model, spec, str(ref.tag))
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities for at most MAX_BATCH prepared inputs."""
+        raise NotImplementedError
 
     # --- steps ------------------------------------------------------------------------------
     def prepare(self, inputs: Inputs) -> np.ndarray:
@@ -110,7 +96,7 @@ class Predictor:
         """Probabilities (n, n_labels) for prepared inputs (n, *input_shape), in chunks of MAX_BATCH."""
         if len(x) == 0:
             return np.zeros((0, len(self.spec.labels)), np.float32)
-        out = [self._forward(x[i : i + MAX_BATCH]).numpy() for i in range(0, len(x), MAX_BATCH)]
+        out = [self._forward(x[i : i + MAX_BATCH]) for i in range(0, len(x), MAX_BATCH)]
         return np.concatenate(out).astype(np.float32)
 
     def result(self, probs: np.ndarray, inputs: Inputs) -> ClipPrediction:
@@ -141,3 +127,38 @@ class Predictor:
         self, data: bytes | str | os.PathLike, limits: AudioLimits | None = None
     ) -> ClipPrediction:
         return self.predict_audio(load_audio(data, limits))
+
+
+class Predictor(BasePredictor):
+    """The Keras model under a `tf.function` (TensorFlow): training, evaluation, SER_RUNTIME=keras."""
+
+    runtime = "keras"
+
+    def __init__(self, model, spec: ModelSpec, tag: str = ""):
+        import tensorflow as tf
+
+        self.model = model
+        self.spec = spec
+        self.tag = tag
+        signature = tf.TensorSpec([None, *spec.features.input_shape], tf.float32, name="features")
+        self._tf_forward = tf.function(lambda x: model(x, training=False), input_signature=[signature])
+
+    @classmethod
+    def load(cls, tag: str = DEFAULT_MODEL, *, threads: int | None = None) -> Predictor:
+        """Load a model from the BentoML model store (honours ``BENTOML_HOME``)."""
+        import bentoml
+
+        return cls.from_ref(bentoml.models.get(tag), threads=threads)
+
+    @classmethod
+    def from_ref(cls, ref, *, threads: int | None = None) -> Predictor:
+        configure_threads(threads)
+        import keras
+
+        spec = ModelSpec.from_metadata(dict(ref.info.metadata))
+        register_model_mel(ref, spec)
+        model = keras.models.load_model(ref.path_of(MODEL_FILE), compile=False, safe_mode=True)
+        return cls(model, spec, str(ref.tag))
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        return self._tf_forward(x).numpy()

@@ -7,12 +7,19 @@ never retyped anywhere.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
-from ser.features import FeatureConfig, NormStats
+import numpy as np
 
-MODEL_FILE = "model.keras"
+from ser.features import FeatureConfig, NormStats, register_mel_filterbank
+
+MODEL_FILE = "model.keras"  # The Keras model: training, evaluation, SER_RUNTIME=keras.
+LITERT_FILE = "model.tflite"  # Its LiteRT export (ser.export), served without TensorFlow.
+MEL_FILE = "mel_basis.npy"  # librosa's mel filterbank for the model's features: serving needs no librosa.
 SPEC_VERSION = 1
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,3 +53,25 @@ class ModelSpec:
             preset=meta["preset"],
             info={k: v for k, v in meta.items() if k not in known},
         )
+
+    @property
+    def runtime(self) -> dict:
+        """What ser.export stored beside the Keras model (metadata key ``runtime``); {} for older models.
+
+        ``{"format": "litert", "file": "model.tflite", "batch": "dynamic" | 1, "max_abs_diff": ...,
+        "mel_file": "mel_basis.npy", "tensorflow": ..., "keras": ..., "ai_edge_litert": ...}``
+        """
+        return dict(self.info.get("runtime") or {})
+
+
+def register_model_mel(ref, spec: ModelSpec) -> bool:
+    """Make `ser.features` use the mel filterbank stored with the model, if it has one."""
+    name = spec.runtime.get("mel_file", MEL_FILE)
+    try:
+        path = ref.path_of(name)
+        matrix = np.load(path, allow_pickle=False)
+    except (FileNotFoundError, OSError):
+        logger.info("model %s stores no %s: the mel filterbank comes from librosa", ref.tag, name)
+        return False
+    register_mel_filterbank(spec.features, matrix)
+    return True

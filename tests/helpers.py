@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
@@ -65,3 +70,63 @@ def train_store(home: Path, data: Path, preset: str = "seed", epochs: int = 3) -
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return next(line.split()[-1] for line in out.stdout.splitlines() if line.startswith("saved: "))
+
+
+class Served:
+    """A running `bentoml serve service:SER` (see `serve`)."""
+
+    def __init__(self, url: str, proc: subprocess.Popen, log: Path, tmpdir: Path):
+        self.url, self.proc, self.log, self.tmpdir = url, proc, log, tmpdir
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+@contextlib.contextmanager
+def serve(home: Path, workdir: Path, timeout: float = 180, **settings: str) -> Iterator[Served]:
+    """Serve ``home``'s model on a free port with ``settings`` (SER_* variables; the caller's are
+    dropped) and a private TMPDIR; stopped (SIGTERM, then SIGKILL, process group) on exit.
+
+    The TMPDIR is short (/tmp/ser-XXXX): BentoML puts its services' Unix sockets there, and a
+    socket path is limited to 108 bytes."""
+    port, log = free_port(), workdir / "serve.log"
+    workdir.mkdir(parents=True, exist_ok=True)
+    tmpdir = Path(tempfile.mkdtemp(prefix="ser-", dir="/tmp"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SER_")}
+    env.update(
+        BENTOML_HOME=str(home),
+        BENTOML_DO_NOT_TRACK="True",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        TMPDIR=str(tmpdir),
+        **settings,
+    )
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "bentoml"), "serve", "service:SER", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc, log, timeout)
+        yield Served(url, proc, log, tmpdir)
+    finally:
+        stop(proc)
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM to the process group, SIGKILL after 15 s."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    except ProcessLookupError:
+        pass

@@ -129,13 +129,20 @@ def prepare(manifest: Manifest, preset: Preset, split: Split, *, workers: int | 
 
 
 def save(trained: Trained, name: str, info: dict) -> str:
-    """Save model + spec to the BentoML model store; returns the tag."""
+    """Save model + spec to the BentoML model store; returns the tag.
+
+    Beside ``model.keras`` go its LiteRT export and the mel filterbank (`ser.export`), which the
+    service runs without TensorFlow or librosa; the metadata's ``runtime`` says what was written.
+    """
     import bentoml
+
+    from ser.export import export_model_files
 
     spec = trained.predictor.spec
     spec = ModelSpec(spec.labels, spec.features, spec.norm, spec.preset, info)
     with bentoml.models.create(name, metadata=spec.to_metadata(), labels={"preset": spec.preset}) as ref:
         trained.predictor.model.save(ref.path_of(MODEL_FILE))
+        ref.info.metadata["runtime"] = export_model_files(trained.predictor.model, spec, Path(ref.path))
     return str(ref.tag)
 
 
