@@ -164,7 +164,7 @@ def test_training_is_deterministic(store, synthetic_dir, tmp_path):
         assert first[key] == second[key], key
     seed = get_preset("seed").features
     assert first["features"] == seed.to_dict()
-    assert len(first["norm"]["mean"]) == seed.input_shape[-1] == 1  # One value per step.
+    assert len(first["norm"]["mean"]) == seed.input_shape[0] == 40 and first["norm"]["per_step"]
     reports = [json.loads((tmp_path / f"report{i}" / "metrics.json").read_text())["test"] for i in range(2)]
     assert reports[0] == reports[1]
     clips = [load_audio(e.path) for e in load_manifest(synthetic_dir).entries[::48]]

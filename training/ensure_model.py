@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> str:
     p.add_argument("--name", default=DEFAULT_MODEL, help="model tag to look for (and name to train under)")
     p.add_argument("--data", type=Path, default=None, help="corpus to train on (default: synthetic)")
     p.add_argument("--force", action="store_true", help="train even if the store has the model")
-    p.add_argument("--epochs", type=int, default=None, help="default: 50 on a real corpus, 30 on synthetic")
+    p.add_argument("--epochs", type=int, default=None, help="default: 50 on a real corpus, 20 on synthetic")
     args = p.parse_args(argv)
     if not args.force and has_model(args.name):
         print(f"model store has {args.name}; not training (use --force to train again)")
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> str:
     if data is None:
         data = synthetic.generate(cache_root() / "synthetic")
         print(f"training the embedded default on the synthetic corpus in {data}")
-    epochs = args.epochs or (30 if args.data is None else 50)
+    epochs = args.epochs or (20 if args.data is None else 50)
     test_size = max(7, len(list(Path(data).rglob("*.*"))) // 8)
     return train.main(
         [

@@ -1,0 +1,85 @@
+"""What each change buys on the speaker-independent TESS protocol (the README's ablation table).
+
+    python -m training.ablation --data ../shared/data/tess                 # every variant (~40 min)
+    python -m training.ablation --data ../shared/data/tess --only speed4   # one
+
+Each variant is the default preset with one or two settings changed; each runs the protocol of
+`training.evaluate --protocol speaker` (train on one speaker, test on the other, both ways) with
+the same seed and epoch budget, and the table is written to ``--out`` (JSON + Markdown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from ser.features import FeatureConfig
+from ser.model import DEFAULT_PRESET, PRESETS
+from training import evaluate
+
+SPEED4 = ("speed_0.8", "speed_0.9", "speed_1.1", "speed_1.25")
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "speed_0.9_1.1": ("speed perturbation 0.9×/1.1×", {"augment": ("speed_0.9", "speed_1.1")}),
+    "mfcc20_deltas": (
+        "20 MFCCs + deltas, speed 0.9×/1.1×",
+        {"features": FeatureConfig(n_mfcc=20, deltas=1), "augment": ("speed_0.9", "speed_1.1")},
+    ),
+    "speed4": ("speed perturbation 0.8×–1.25× (the default)", {"augment": SPEED4}),
+    "speed4_val_loss": (
+        "speed 0.8×–1.25×, checkpoint on validation loss",
+        {"augment": SPEED4, "monitor": "val_loss"},
+    ),
+    "speed6": (
+        "speed perturbation 0.7×–1.4×",
+        {"augment": ("speed_0.7", "speed_0.8", "speed_0.9", "speed_1.1", "speed_1.25", "speed_1.4")},
+    ),
+}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m training.ablation", description=__doc__.split("\n")[0])
+    p.add_argument("--data", required=True)
+    p.add_argument("--only", nargs="+", choices=sorted(VARIANTS), default=None)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--out", type=Path, default=Path("reports/ablation"))
+    args = p.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = {}
+    for name in args.only or VARIANTS:
+        label, changes = VARIANTS[name]
+        PRESETS[name] = dataclasses.replace(PRESETS[DEFAULT_PRESET], name=name, **changes)
+        m = evaluate.main(
+            [
+                "--protocol",
+                "speaker",
+                "--data",
+                args.data,
+                "--preset",
+                name,
+                "--epochs",
+                str(args.epochs),
+                "--json",
+                str(args.out / f"{name}.json"),
+            ]
+        )
+        rows[name] = {
+            "label": label,
+            "mean_accuracy": m["mean_accuracy"],
+            "runs": {f"{r['train']}→{r['test']}": r["accuracy"] for r in m["runs"]},
+            "recall": {k: v["recall"] for k, v in m["per_class"].items()},
+        }
+    lines = ["| variant | mean | runs | recall per class |", "| --- | --- | --- | --- |"]
+    for row in rows.values():
+        runs = ", ".join(f"{k} {v:.1%}" for k, v in row["runs"].items())
+        recall = ", ".join(f"{k} {v:.2f}" for k, v in row["recall"].items())
+        lines.append(f"| {row['label']} | {row['mean_accuracy']:.1%} | {runs} | {recall} |")
+    (args.out / "ablation.json").write_text(json.dumps(rows, indent=2))
+    (args.out / "ablation.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
