@@ -61,10 +61,13 @@ class RemoteBackend:
     an unreachable service becomes an ``unavailable`` error dict.
     """
 
-    def __init__(self, url: str, timeout: float = 120.0, ready_timeout: float = 10.0):
+    def __init__(
+        self, url: str, timeout: float = 120.0, ready_timeout: float = 10.0, api_key: str | None = None
+    ):
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.ready_timeout = ready_timeout
+        self.api_key = api_key  # Sent as `Authorization: Bearer <key>` (a service with SER_API_KEY).
         self._client = None
         self._lock = threading.Lock()
 
@@ -74,7 +77,10 @@ class RemoteBackend:
                 import bentoml
 
                 self._client = bentoml.SyncHTTPClient(
-                    self.url, timeout=self.timeout, server_ready_timeout=self.ready_timeout
+                    self.url,
+                    timeout=self.timeout,
+                    server_ready_timeout=self.ready_timeout,
+                    token=self.api_key or "",  # "" (not None): never BentoML's BENTO_CLOUD_API_KEY.
                 )
             return self._client
 

@@ -39,6 +39,11 @@ REGION_PAD_S = 0.05  # Context kept either side of a voiced region.
 # Formats we accept, by libsndfile's name for the container. Others that libsndfile can read
 # (VOC, PAF, …) are refused: nobody records speech in them, and each is more attack surface.
 ACCEPTED_FORMATS = frozenset({"WAV", "WAVEX", "RF64", "W64", "AIFF", "FLAC", "OGG", "MP3", "CAF"})
+# libsndfile's frame count for a stream that does not declare its length (SF_COUNT_MAX), e.g. a
+# FLAC whose STREAMINFO says 0 samples, as `flac -` or ffmpeg write to a pipe. Legal: decoded up
+# to the duration limit like any other file.
+UNKNOWN_FRAMES = 2**63 - 1
+READ_BLOCK = 1 << 16  # Frames decoded at a time; each block is downmixed at once (see `decode`).
 
 
 @dataclass(frozen=True)
@@ -61,11 +66,15 @@ class AudioInfo:
     subtype: str
     sample_rate: int
     channels: int
-    frames: int
+    frames: int  # `UNKNOWN_FRAMES` when the header does not say.
 
     @property
     def duration_s(self) -> float:
         return self.frames / self.sample_rate
+
+    @property
+    def length_known(self) -> bool:
+        return self.frames != UNKNOWN_FRAMES
 
 
 def _reason(e: Exception) -> str:
@@ -100,6 +109,8 @@ def check_info(info: AudioInfo, limits: AudioLimits) -> None:
         )
     if info.frames <= 0:
         raise EmptyAudioError("the audio declares no samples")
+    if not info.length_known:
+        return  # Checked while decoding: never more than the limit is read.
     if info.duration_s > limits.max_duration_s:
         raise AudioTooLongError(
             f"audio is {info.duration_s:.1f} s long; the limit is {limits.max_duration_s:g} s"
@@ -128,11 +139,35 @@ def _check_size(data: bytes | str | Path, limits: AudioLimits) -> None:
         raise AudioTooLargeError(f"upload is {size:,} bytes; the limit is {limits.max_bytes:,} bytes")
 
 
-def decode(data: bytes | str | Path, limits: AudioLimits | None = None) -> tuple[np.ndarray, AudioInfo]:
+def _read_block(f: sf.SoundFile, frames: int, info: AudioInfo) -> np.ndarray:
+    """Up to ``frames`` frames (fewer at the end of the data), as float32 (frames, channels)."""
+    if info.length_known:
+        try:
+            return f.read(frames=frames, dtype="float32", always_2d=True)
+        except Exception as e:
+            raise InvalidAudioError(f"the audio data is corrupt or truncated: {_reason(e)}") from e
+    # libsndfile 1.2.2 decodes the last frames of a stream of unknown length into the buffer, then
+    # fails ("Internal psf_fseek() failed") without saying how many it wrote. Decoded integer
+    # samples are never NaN, so the rows before the first NaN of a NaN-filled buffer are the data.
+    out = np.full((frames, info.channels), np.nan, np.float32)
+    try:
+        f.read(out=out)
+    except Exception:
+        nan = np.isnan(out[:, 0])
+        return out[: int(nan.argmax()) if nan.any() else frames]
+    return out
+
+
+def decode(
+    data: bytes | str | Path, limits: AudioLimits | None = None, *, mono: bool = False
+) -> tuple[np.ndarray, AudioInfo]:
     """Decode to float32 of shape (frames, channels) at the file's own rate, within ``limits``.
 
     Reads at most the number of frames the duration limit allows (plus one, to notice a header
-    that under-declares), so a lying header cannot make us decode more than the limit.
+    that under-declares), so a lying header cannot make us decode more than the limit. With
+    ``mono``, each block of `READ_BLOCK` frames is averaged over its channels as it is read and
+    the result has one channel: a small file of 8-channel 384 kHz silence (FLAC compresses it
+    ~1000:1) then costs one channel's worth of memory, not eight.
     """
     limits = limits or AudioLimits()
     _check_size(data, limits)
@@ -140,10 +175,19 @@ def decode(data: bytes | str | Path, limits: AudioLimits | None = None) -> tuple
         info = AudioInfo(f.format, f.subtype, int(f.samplerate), int(f.channels), int(f.frames))
         check_info(info, limits)
         cap = int(limits.max_duration_s * info.sample_rate) + 1
-        try:
-            y = f.read(frames=min(info.frames, cap), dtype="float32", always_2d=True)
-        except Exception as e:
-            raise InvalidAudioError(f"the audio data is corrupt or truncated: {_reason(e)}") from e
+        want = min(info.frames, cap)
+        # Pages of an untouched np.empty are never allocated: a header that over-declares costs nothing.
+        y = np.empty((want, 1 if mono else info.channels), np.float32)
+        got = 0
+        while got < want:
+            n = min(READ_BLOCK, want - got)
+            block = _read_block(f, n, info)
+            with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf are refused below.
+                y[got : got + len(block)] = to_mono(block)[:, None] if mono else block
+            got += len(block)
+            if len(block) < n:
+                break  # The end of the data.
+        y = y[:got]
     if len(y) >= cap:
         raise AudioTooLongError(f"audio is longer than the limit of {limits.max_duration_s:g} s")
     if len(y) < limits.min_duration_s * info.sample_rate:
@@ -173,9 +217,9 @@ def load_audio(data: bytes | str | Path, limits: AudioLimits | None = None) -> n
 
     Raises a `ser.errors.SERError` subclass for anything we cannot or will not decode.
     """
-    y, info = decode(data, limits)
-    y = to_mono(y)
-    y = y - np.float32(y.mean(dtype=np.float64))  # DC offset would bias energy and c0.
+    y, info = decode(data, limits, mono=True)
+    y = y[:, 0]
+    y -= np.float32(y.mean(dtype=np.float64))  # DC offset would bias energy and c0.
     return resample(y, info.sample_rate)
 
 

@@ -10,19 +10,26 @@
 | SER_MAX_BATCH_FILES | 16 | most files in one /predict_batch request |
 | SER_MAX_BATCH_SIZE | 64 | most model inputs in one adaptive batch; 1 turns adaptive batching off |
 | SER_MAX_LATENCY_MS | 5000 | longest an input may wait in the batch queue before a 503 |
-| SER_TF_THREADS | 1 | TensorFlow intra- and inter-op threads per model worker |
+| SER_RUNTIME | litert | the model's LiteRT export (no TensorFlow), or `keras` (ser/runtime.py) |
+| SER_TF_THREADS | 1 | threads of the model's runtime (LiteRT, or TensorFlow's pools) per model worker |
 | SER_MODEL_WORKERS | 1 | processes running the model |
 | SER_TIMEOUT_S | 60 | request timeout (504 after it) |
 | SER_MODEL_GRACE_S | 2 | seconds the model keeps serving after SIGTERM, so in-flight requests finish |
 | SER_MAX_CONCURRENCY | 256 | requests in flight before 429 |
+| SER_API_KEY | (unset: open) | API key (≥ 16 characters): `Authorization: Bearer <key>` on all but probes |
+| SER_API_KEY_FILE | (unset) | file holding the API key (a mounted secret), instead of SER_API_KEY |
+| SER_DEMO_PUBLIC | 0 | 1: /ui needs no key even when one is set (the model is then open through it) |
+| SER_CORS_ORIGINS | (unset: closed) | browser origins allowed to call the API, comma-separated, or `*` |
+| SER_DEMO | auto | the Gradio demo at /ui: `auto` when installed, `0` never, `1` required |
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ser.audio import AudioLimits
+from ser.security import parse_origins, read_api_key
 
 
 def _env(name: str, default: float | int | str, cast=float):
@@ -53,6 +60,9 @@ class Settings:
     timeout_s: float
     max_concurrency: int
     model_grace_s: float
+    api_key: str | None = field(default=None, repr=False)  # Never in a log line.
+    demo_public: bool = False
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -70,6 +80,9 @@ class Settings:
             timeout_s=_env("SER_TIMEOUT_S", 60.0),
             max_concurrency=_env("SER_MAX_CONCURRENCY", 256, int),
             model_grace_s=_env("SER_MODEL_GRACE_S", 2.0),
+            api_key=read_api_key(),
+            demo_public=os.environ.get("SER_DEMO_PUBLIC", "0") == "1",
+            cors_origins=parse_origins(os.environ.get("SER_CORS_ORIGINS", "")),
         )
 
     @property

@@ -1,0 +1,83 @@
+"""The in-process limit: decode + features + the batched model (`Predictor`) on clips held in memory.
+
+    BENTOML_HOME=... python -m loadtests.bench_inproc --model ser_lstm:latest --bodies DIR --out limit.json
+
+One process, one thread: the model on the runtime the service uses (``SER_RUNTIME``, via
+`ser.runtime.load`), pinned to ``SER_TF_THREADS`` (default 1) as in the service; no HTTP. For each
+batch size, groups of clips (encoded files, as uploaded) go through ``load_audio`` and
+``predict_many`` for at least ``--seconds``, in ``--rounds`` rounds; the best round of each size
+counts (a limit: the least disturbed by other processes on a shared machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def clips_per_second(step, blobs: list[bytes], batch: int, seconds: float, max_clips: int = 20_000) -> float:
+    step([blobs[i % len(blobs)] for i in range(batch)])  # Warm: trace shapes, fill caches.
+    n, started = 0, time.perf_counter()
+    while (time.perf_counter() - started < seconds or n < 2 * batch) and n < max_clips:
+        step([blobs[(n + i) % len(blobs)] for i in range(batch)])
+        n += batch
+    return n / (time.perf_counter() - started)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m loadtests.bench_inproc", description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="ser_lstm:latest")
+    p.add_argument("--bodies", required=True, type=Path, help="folder of audio files")
+    p.add_argument("--batches", default="1,8,32,64")
+    p.add_argument("--seconds", type=float, default=3.0, help="measured seconds per batch size and round")
+    p.add_argument("--rounds", type=int, default=2, help="rounds over all batch sizes; the best counts")
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+
+    from ser.audio import load_audio
+    from ser.runtime import load
+
+    predictor = load(args.model)
+    blobs = [f.read_bytes() for f in sorted(args.bodies.iterdir()) if f.is_file()]
+
+    def whole(group: list[bytes]) -> None:
+        predictor.predict_many([load_audio(b) for b in group])
+
+    def prep_only(group: list[bytes]) -> None:
+        for b in group:
+            predictor.prepare(predictor.inputs(load_audio(b)))
+
+    shape = predictor.spec.features.input_shape
+    x64 = np.zeros((64, *shape), np.float32)
+    steps = {"prep": (prep_only, blobs, 8), "forward64": (lambda _: predictor.forward(x64), [b""], 64)}
+    steps.update({str(b): (whole, blobs, int(b)) for b in args.batches.split(",")})
+    rates: dict[str, float] = {}
+    for _ in range(args.rounds):  # Rounds over every step, best of each: a limit, robust to neighbours.
+        for name, (step, data, batch) in steps.items():
+            seconds = args.seconds / 2 if name in ("prep", "forward64") else args.seconds
+            rates[name] = max(rates.get(name, 0.0), clips_per_second(step, data, batch, seconds))
+    result = {
+        "model": predictor.tag,
+        "preset": predictor.spec.preset,
+        "runtime": predictor.runtime,
+        "input_shape": list(shape),
+        "rounds": args.rounds,
+        "prep_clips_per_s": rates.pop("prep"),
+        "forward_inputs_per_s_b64": rates.pop("forward64"),
+        "clips_per_s": rates,
+    }
+    best = max(result["clips_per_s"], key=result["clips_per_s"].get)
+    result.update(best_batch=int(best), best_clips_per_s=result["clips_per_s"][best])
+    text = json.dumps(result, indent=1)
+    if args.out:
+        args.out.write_text(text)
+    print(text)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,330 @@
+"""The benchmark's report: bench/report.md and the throughput and latency plots, from results.json."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+LABELS = {
+    "batched": "ours, adaptive batching",
+    "unbatched": "ours, SER_MAX_BATCH_SIZE=1",
+    "peer": "seed-style peer",
+}
+PACKAGES = (
+    "bentoml",
+    "tensorflow-cpu",
+    "keras",
+    "librosa",
+    "numpy",
+    "aiohttp",
+    "flask",
+    "gunicorn",
+    "locust",
+)
+
+
+def machine_meta() -> dict:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": round(mem, 1),
+        "os": platform.platform(),
+        "versions": versions,
+    }
+
+
+def clip_meta(clips) -> dict:
+    d = np.array([c.duration for c in clips])
+    source = "TESS" if any(c.name[:3] in ("OAF", "YAF") for c in clips) else "synthetic corpus"
+    return {
+        "source": source,
+        "n": len(clips),
+        "format": "WAV 16-bit",
+        "rates": sorted({c.sr for c in clips}),
+        "mean_s": round(float(d.mean()), 2),
+        "min_s": round(float(d.min()), 2),
+        "max_s": round(float(d.max()), 2),
+    }
+
+
+def ratios(res: dict) -> dict:
+    cfg = res["configs"]
+
+    def rps(name: str, c: int) -> float:
+        return cfg[name]["levels"][str(c)]["ok_rps"]
+
+    levels = [int(c) for c in cfg["batched"]["levels"]]
+    c = 32 if 32 in levels else max(levels)
+    best = max(rps("batched", lv) for lv in levels)
+    half = cfg["batched"].get("half_rate", {})
+    single = cfg["batched"]["levels"][str(levels[0])]
+    n503 = sum(
+        int(r["codes"].get("503", 0)) for n in ("batched", "unbatched") for r in cfg[n]["levels"].values()
+    )
+    n503 += int(half.get("codes", {}).get("503", 0))
+
+    def cpu(name: str) -> float:
+        per = cfg[name]["levels"][str(c)].get("cpu_ms_per_request", {})
+        return sum(v for k, v in per.items() if k != "load generator") or float("nan")
+
+    return {
+        "c": c,
+        "cpu_peer_over_ours": cpu("peer") / cpu("batched"),
+        "cpu_unbatched_over_batched": cpu("unbatched") / cpu("batched"),
+        "ours_over_peer": rps("batched", c) / max(rps("peer", c), 1e-9),
+        "batched_over_unbatched": rps("batched", c) / max(rps("unbatched", c), 1e-9),
+        "batched_over_unbatched_best": best / max(max(rps("unbatched", lv) for lv in levels), 1e-9),
+        "best_rps": best,
+        "ours_over_inproc": best / res["inproc"]["best_clips_per_s"],
+        "half_rate": half.get("rate"),
+        "half_p99_ms": half.get("p99_ms"),
+        "single_ms": single["p50_ms"],
+        "single_c": levels[0],
+        "n503": n503,
+    }
+
+
+def _targets(r: dict) -> list[tuple[str, str, bool]]:
+    yes = r["half_p99_ms"] is not None and r["half_p99_ms"] <= 3 * r["single_ms"]
+    return [
+        (f"≥ 20× the peer at concurrency {r['c']}", f"{r['ours_over_peer']:.1f}×", r["ours_over_peer"] >= 20),
+        (
+            "≥ 50 % of the in-process limit",
+            f"{100 * r['ours_over_inproc']:.0f} %",
+            r["ours_over_inproc"] >= 0.5,
+        ),
+        (
+            "p99 at half the max throughput ≤ 3× the single-request latency",
+            f"p99 {r['half_p99_ms'] or float('nan'):.0f} ms at {r['half_rate'] or 0:.1f} req/s vs "
+            f"3 × {r['single_ms']:.0f} ms (p50 at concurrency {r['single_c']})",
+            yes,
+        ),
+        ("zero 503s", f"{r['n503']} × 503", r["n503"] == 0),
+    ]
+
+
+def _rss(rows: list[dict]) -> str:
+    return ", ".join(f"{x['role']} {x['rss_mb']:.0f}" for x in rows) or "–"
+
+
+def plots(res: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cfg = res["configs"]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, style in (("batched", "o-"), ("unbatched", "s--"), ("peer", "^:")):
+        lv = cfg[name]["levels"]
+        xs = sorted(int(c) for c in lv)
+        ax.plot(xs, [lv[str(c)]["ok_rps"] for c in xs], style, label=LABELS[name])
+    ax.axhline(res["inproc"]["best_clips_per_s"], color="grey", ls="-.", label="in-process limit (clips/s)")
+    ax.set(
+        xscale="log",
+        xlabel="concurrent clients",
+        ylabel="answered requests / s",
+        title="Throughput, /predict",
+    )
+    ax.set_xticks(xs, [str(x) for x in xs])
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "throughput.png", dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4), sharey=True)
+    for ax, name in zip(axes, ("batched", "unbatched", "peer"), strict=True):
+        lv = cfg[name]["levels"]
+        xs = sorted(int(c) for c in lv)
+        for q, style in (("p50", "o-"), ("p95", "s--"), ("p99", "^:")):
+            ax.plot(xs, [lv[str(c)][f"{q}_ms"] for c in xs], style, label=q)
+        ax.set(xscale="log", yscale="log", xlabel="concurrent clients", title=LABELS[name])
+        ax.set_xticks(xs, [str(x) for x in xs])
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("latency (ms)")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(out / "latency.png", dpi=110)
+    plt.close(fig)
+
+
+def write(res: dict, out: Path) -> None:
+    plots(res, out)
+    (out / "report.md").write_text(markdown(res))
+
+
+def markdown(res: dict) -> str:
+    m, cfg, r, ip = res["meta"], res["configs"], ratios(res), res["inproc"]
+    v, cl, md, st = m["versions"], m["clips"], m["model"], m["settings"]
+    lines = [
+        "# Benchmark: /predict throughput, latency and cold start",
+        "",
+        f"Measured {m['date']} with `{m['command']}` in {m['elapsed_s']} s.",
+        f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, {m['os']}; load average "
+        f"{m['loadavg_start'][0]} at the start, {m['loadavg_end'][0]} at the end (the machine is shared: "
+        "compare rows of this run, not runs).",
+        "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
+        f"Model: `{md['tag']}` (preset `{md['preset']}`, input {tuple(md['input_shape'])}, {md['source']}), "
+        f"served on the `{ip.get('runtime', '?')}` runtime.",
+        f"Requests: {cl['n']} {cl['source']} clips as {cl['format']} at "
+        f"{', '.join(map(str, cl['rates']))} Hz, {cl['min_s']}–{cl['max_s']} s (mean {cl['mean_s']} s), "
+        "one per request.",
+        f"Each level: {st['warmup_s']:g} s warm-up, then {st['duration_s']:g} s measured.",
+        "",
+        "## Targets (reported, not asserted)",
+        "",
+        "| target | measured | met |",
+        "| --- | --- | --- |",
+        *(f"| {t} | {val} | {'yes' if ok else '**no**'} |" for t, val, ok in _targets(r)),
+        "",
+        "## Ratios",
+        "",
+        f"- ours / peer at concurrency {r['c']}: **{r['ours_over_peer']:.1f}×**",
+        f"- batched / unbatched at concurrency {r['c']}: **{r['batched_over_unbatched']:.2f}×** "
+        f"(best level against best level: {r['batched_over_unbatched_best']:.2f}×)",
+        f"- CPU per request at concurrency {r['c']}: peer / ours **{r['cpu_peer_over_ours']:.1f}×**, "
+        f"unbatched / batched **{r['cpu_unbatched_over_batched']:.2f}×**",
+        f"- ours (best level, {r['best_rps']:.1f} req/s) / in-process limit "
+        f"({ip['best_clips_per_s']:.1f} clips/s at batch {ip['best_batch']}): "
+        f"**{100 * r['ours_over_inproc']:.0f} %**",
+        "",
+        "## Throughput and latency (closed loop, /predict)",
+        "",
+        "![throughput](throughput.png)",
+        "![latency](latency.png)",
+        "",
+        "| server | clients | req/s | p50 ms | p95 ms | p99 ms | errors | mean batch |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name in ("batched", "unbatched", "peer"):
+        for c, x in sorted(cfg[name]["levels"].items(), key=lambda kv: int(kv[0])):
+            err = x["errors"] if not x["errors"] else f"{x['errors']} ({x['codes']})"
+            mb = f"{x['mean_batch']:.2f}" if x.get("mean_batch") else "–"
+            mb = "off" if name == "unbatched" and not x.get("mean_batch") else mb
+            lines.append(
+                f"| {LABELS[name]} | {c} | {x['ok_rps']:.1f} | {x['p50_ms']:.0f} | {x['p95_ms']:.0f} | "
+                f"{x['p99_ms']:.0f} | {err} | {mb} |"
+            )
+    h = cfg["batched"].get("half_rate")
+    if h:
+        lines += [
+            "",
+            f"Open loop (Poisson arrivals) at half the best throughput, {h['rate']:.1f}/s: "
+            f"{h['ok_rps']:.1f} answered/s, p50 {h['p50_ms']:.0f} ms, p95 {h['p95_ms']:.0f} ms, "
+            f"p99 {h['p99_ms']:.0f} ms, errors {h['errors']}, dropped {h['dropped']}.",
+        ]
+    lines += ["", f"## CPU per request at concurrency {r['c']} (ms, per process, from psutil)", ""]
+    lines += [
+        "| server | by process | server total | load generator | CPU-bound ceiling |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for name in ("batched", "unbatched", "peer"):
+        cpu = dict(cfg[name]["levels"][str(r["c"])].get("cpu_ms_per_request", {}))
+        gen = cpu.pop("load generator", float("nan"))
+        parts = ", ".join(f"{k} {val:.1f}" for k, val in cpu.items() if val >= 0.05)
+        total = sum(cpu.values())
+        ceiling = 1000 * m["cores"] / (total + gen)
+        lines.append(f"| {LABELS[name]} | {parts} | {total:.1f} | {gen:.1f} | {ceiling:.0f} req/s |")
+    per = cfg["batched"]["levels"][str(r["c"])].get("cpu_ms_per_request", {})
+    entry, model = per.get("worker ser", float("nan")), per.get("worker ser_model", float("nan"))
+    lines += [
+        "",
+        f"Where our CPU goes (batched, concurrency {r['c']}): the entry worker (HTTP, multipart upload to a "
+        f"temporary file, decode, features, the call to the model service) {entry:.1f} ms and the model "
+        f"worker (that call's HTTP, the batched model) {model:.1f} ms per request, against "
+        f"{1000 / ip['prep_clips_per_s']:.1f} ms for decode + features and "
+        f"{1000 / ip['forward_inputs_per_s_b64']:.2f} ms for the model (batch 64) per clip in-process: "
+        "the per-request HTTP work, not the model, sets the ceiling, which is why batching moves it little.",
+    ]
+    lines += [
+        "",
+        "CPU per request is steadier than throughput when other jobs share the machine (not immune: a "
+        "busy neighbour on the same physical core slows every instruction); the ceiling is what all cores "
+        "would answer if the server and the load generator had them to themselves "
+        "(cores × 1000 / (server + load generator ms)).",
+    ]
+    lines += [
+        "",
+        f"## In-process limit (one process, one thread, no HTTP; best of {ip.get('rounds', 1)} rounds)",
+        "",
+        "| batch | clips/s |",
+        "| ---: | ---: |",
+        *(f"| {b} | {val:.1f} |" for b, val in ip["clips_per_s"].items()),
+        "",
+        f"Decode + features alone: {ip['prep_clips_per_s']:.0f} clips/s; the model alone at batch 64: "
+        f"{ip['forward_inputs_per_s_b64']:.0f} inputs/s.",
+        "",
+        "## Cold start and memory",
+        "",
+        "| what | process start → first answered /predict | RSS per process (MB), after the load |",
+        "| --- | ---: | --- |",
+    ]
+    for name, what in (
+        ("batched", "`bentoml serve <bento>`"),
+        ("unbatched", "`bentoml serve <bento>`, unbatched"),
+        ("peer", "peer: gunicorn, 2 workers"),
+    ):
+        lines.append(f"| {what} | {cfg[name]['cold_start_s']:.1f} s | {_rss(cfg[name]['rss_loaded'])} |")
+    ct = res["container"]
+    if "skipped" in ct:
+        lines.append(f"| container `{ct['image']}` | skipped: {ct['skipped']} | |")
+    else:
+        lines.append(
+            f"| container `{ct['image']}` ({ct['engine']} run; image {ct['size_gb']:.2f} GB) | "
+            f"{ct['cold_start_s']:.1f} s | {_rss(ct['rss'])} (idle) |"
+        )
+    lines += ["", NOTES]
+    return "\n".join(lines) + "\n"
+
+
+NOTES = """## How it is measured
+
+- One command, one machine, one run: all three servers are up at once (idle ones cost nothing) and
+  take turns at each level, so drift in what else the machine runs hits every configuration alike.
+  The load generator (`loadtests/loadgen.py`, asyncio + aiohttp, its own process) shares the cores with
+  the server, as would any load generator on this machine; quote ratios, not absolute numbers.
+- Closed loop: N clients each send the next request when the last is answered. Latency is per request,
+  client side; percentiles are exact (numpy over every request that ended inside the measured window).
+- Mean batch = the delta of `bentoml_service_adaptive_batch_size_sum / _count` (method `infer`) in
+  `/metrics` across the level, warm-up included. Batching off is `SER_MAX_BATCH_SIZE=1`, which the
+  service turns into `batchable=False` (no dispatcher, no batch metrics): BentoML refuses
+  `max_batch_size=1` outright (a ValueError at import).
+- CPU per request: the CPU time (user + system) each process of the server's tree used during the
+  level (warm-up included) over the requests answered in it; the load generator's own CPU beside it.
+- The in-process limit runs `load_audio` + `predict_many` on the same encoded clips in one thread,
+  on the service's model runtime (`ser.runtime.load`, one thread, as in the service); the service
+  may use both cores (decode and features in the entry worker, the model in the model worker), so
+  it can exceed 100 %.
+- The peer (`loadtests/peer_app.py`) does what the write-ups' Flask app does per request: save the
+  upload, `librosa.load(path, duration=3, offset=0.5)`, the mean of 40 MFCCs, `model.predict` on one
+  clip of the seed network (untrained: speed only); gunicorn, 2 sync workers, warmed before measuring.
+- Cold start: from process start (`bentoml serve` of the built bento; `podman run` of the image) to
+  the first `/predict` answered 200, polling every 0.1 s.
+"""
+
+
+if __name__ == "__main__":  # Rewrite the report from a results.json: python -m loadtests.bench_report bench
+    import json
+    import sys
+
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "bench")
+    write(json.loads((folder / "results.json").read_text()), folder)
