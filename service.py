@@ -2,30 +2,40 @@
 
     bentoml serve service:SER            # http://localhost:3000, Swagger UI at /, demo at /ui
 
-Two services: `ser` (the entry, `SER`) decodes and featurises each upload in a worker thread,
-then sends model inputs to `ser_model` (`EmotionModel`), whose one batchable `infer` method is
-the only place the model runs. BentoML's adaptive batching merges inputs from concurrent
-requests there; every input has the same (frames, features) shape, so batches concatenate.
-The entry never imports TensorFlow: it reads the feature settings and normalisation statistics
-from the stored model's metadata, and the mel filterbank from the model's folder. The model
-service runs the model's LiteRT export (ser/runtime.py; SER_RUNTIME=keras runs Keras instead).
+One service, `ser` (`SER`), in SER_WORKERS processes. Each request decodes and featurises its
+upload in a worker thread, then awaits the batchable `infer` method, the only place the model
+runs: BentoML's adaptive batcher merges inputs from concurrent requests there (every input has
+the same (frames, features) shape, so batches concatenate). The endpoints reach that batcher
+in-process (`ser.compat.in_process_batching`), not over HTTP: a second, model-only service
+behind `bentoml.depends` cost an HTTP round trip per request, and measured 75 against 130 req/s
+at 32 concurrent /predict on 2 cores (README, "Why one service"). The service reads the feature
+settings and normalisation statistics from the stored model's metadata, the mel filterbank from
+the model's folder, and runs the model's LiteRT export (ser/runtime.py; SER_RUNTIME=keras runs
+Keras): no TensorFlow and no librosa on the serving path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 from typing import Annotated
 
-import aiohttp
 import bentoml
 import numpy as np
 from pydantic import Field
 
 from gradio_demo.mount import mount_demo
 from ser.audio import AudioLimits, load_audio
-from ser.compat import harden_uploads, keep_serving_after_sigterm, reject_binary_form_fields
+from ser.compat import (
+    cache_response_media_types,
+    harden_uploads,
+    in_process_batching,
+    internal_api,
+    reject_binary_form_fields,
+    skip_unsampled_spans,
+)
 from ser.errors import BadRequestError, SERError
 from ser.features import warm_up
 from ser.pipeline import Inputs, clip_inputs, timeline_inputs
@@ -37,11 +47,10 @@ from ser.timeline import timeline
 
 reject_binary_form_fields()
 harden_uploads()
+skip_unsampled_spans()
+cache_response_media_types()
 SETTINGS = Settings.from_env()
 MIN_TIMELINE_STEP_S = 0.25  # Shortest /timeline window and hop (shorter windows hold no input).
-# The internal client between the two services recycles its connection every 100 requests by
-# default, failing requests in flight under load; keep connections for the process's life.
-RUNNER_CONNECTION = {"max_requests": 1_000_000_000, "max_age": 1e9}
 # One OpenBLAS thread per worker (the environment may override): the features' mel projection is a
 # small matmul run from many request threads at once, and OpenBLAS's own threads then spin against
 # them. Measured at 32 concurrent /predict on 2 cores: entry CPU 14 → 6.5 ms per request, 70 → 140 req/s.
@@ -55,6 +64,9 @@ BATCHING = (
     else {"batchable": False}
 )
 
+BATCHED_INFER = in_process_batching("ser", "infer")  # `infer` through BentoML's batcher, in-process.
+internal_api("ser", "infer")  # No HTTP route: one input of the wrong shape would fail its whole batch.
+
 PREDICTIONS = bentoml.metrics.Counter(
     name="ser_predictions_total", documentation="Predictions answered, by emotion", labelnames=["emotion"]
 )
@@ -65,27 +77,30 @@ PREPROCESS_SECONDS = bentoml.metrics.Histogram(
 )
 
 
+@mount_demo("/ui")  # The Gradio demo, calling this service in-process (gradio_demo/).
 @bentoml.service(
-    name="ser_model",
-    workers=SETTINGS.model_workers,
-    threads=1,
-    runner_connection=RUNNER_CONNECTION,
-    traffic={"timeout": SETTINGS.timeout_s},
+    name="ser",
+    workers=SETTINGS.workers,
+    threads=1,  # `infer` runs in one thread per worker; preprocessing has asyncio's own pool.
+    traffic={"timeout": SETTINGS.timeout_s, "max_concurrency": SETTINGS.max_concurrency},
     envs=WORKER_ENVS,
 )
-class EmotionModel:
-    """Runs the model on batches of prepared inputs; ready once loaded and warmed."""
+class SER:
+    """Speech emotion recognition: POST audio (WAV, AIFF, FLAC, OGG/Vorbis, MP3)."""
 
     model_ref = bentoml.models.BentoModel(SETTINGS.model)
 
     def __init__(self) -> None:
         from ser.runtime import load_predictor
 
+        self.spec = ModelSpec.from_metadata(dict(self.model_ref.info.metadata))
+        register_model_mel(self.model_ref, self.spec)  # The stored mel filterbank: no librosa.
+        warm_up(self.spec.features)  # scipy.fft's import and the caches, before the first request.
+        self.tag = str(self.model_ref.tag)
         # SER_RUNTIME: the LiteRT export (default, no TensorFlow) or the Keras model.
         self.predictor = load_predictor(self.model_ref, threads=SETTINGS.tf_threads)
-        shape = self.predictor.spec.features.input_shape
-        self.predictor.forward(np.zeros((1, *shape), np.float32))  # Trace and warm before /readyz.
-        keep_serving_after_sigterm(SETTINGS.model_grace_s)
+        self.predictor.forward(np.zeros((1, *self.spec.features.input_shape), np.float32))  # Warm.
+        self._model_lock = threading.Lock()
         self.ready = True
 
     def __is_ready__(self) -> bool:
@@ -95,26 +110,6 @@ class EmotionModel:
     def infer(self, x: np.ndarray) -> np.ndarray:
         """Probabilities (n, labels) for prepared inputs (n, frames, features)."""
         return self.predictor.forward(x.astype(np.float32, copy=False))
-
-
-@mount_demo("/ui")  # The Gradio demo, calling this service in-process (gradio_demo/).
-@bentoml.service(
-    name="ser",
-    runner_connection=RUNNER_CONNECTION,
-    traffic={"timeout": SETTINGS.timeout_s, "max_concurrency": SETTINGS.max_concurrency},
-    envs=WORKER_ENVS,
-)
-class SER:
-    """Speech emotion recognition: POST audio (WAV, AIFF, FLAC, OGG/Vorbis, MP3)."""
-
-    model_ref = bentoml.models.BentoModel(SETTINGS.model)  # Read for its metadata only.
-    model = bentoml.depends(EmotionModel)
-
-    def __init__(self) -> None:
-        self.spec = ModelSpec.from_metadata(dict(self.model_ref.info.metadata))
-        register_model_mel(self.model_ref, self.spec)  # The stored mel filterbank: no librosa.
-        warm_up(self.spec.features)  # scipy.fft's import and the caches, before the first request.
-        self.tag = str(self.model_ref.tag)
 
     # --- steps shared by the endpoints ---------------------------------------------------------
     def _prepare(self, path: Path, limits: AudioLimits, window_s: float = 0, hop_s: float = 0):
@@ -135,16 +130,14 @@ class SER:
         parts = await asyncio.gather(*(self._infer_chunk(c) for c in chunks))
         return np.concatenate([np.asarray(p, np.float32) for p in parts])
 
-    async def _infer_chunk(self, x: np.ndarray, attempts: int = 3):
-        """Retry when the model's connection breaks: a killed model worker loses the requests it
-        was running, and BentoML restarts it behind the same socket. Inference is idempotent."""
-        for attempt in range(attempts):
-            try:
-                return await self.model.to_async.infer(x)
-            except aiohttp.ClientConnectionError:
-                if attempt == attempts - 1:
-                    raise
-                await asyncio.sleep(0.2 * 2**attempt)
+    async def _infer_chunk(self, x: np.ndarray) -> np.ndarray:
+        if BATCHING["batchable"]:
+            return await BATCHED_INFER(x)
+        return await asyncio.to_thread(self._forward_one_at_a_time, x)
+
+    def _forward_one_at_a_time(self, x: np.ndarray) -> np.ndarray:
+        with self._model_lock:  # An interpreter runs one call at a time (the batcher serialises too).
+            return self.infer(x)
 
     def _clip_json(self, probs: np.ndarray, inputs: Inputs, duration: float) -> dict:
         pred = clip_result(self.spec, probs, inputs)

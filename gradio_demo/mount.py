@@ -8,6 +8,11 @@
 mounts it (Gradio's ~4 s import then stays off the start-up path), ``1`` requires it. Without
 Gradio or matplotlib the service is left as it is (a log line says so, found without importing
 anything), so the slim image (requirements/serve.txt has neither) serves the API and starts fast.
+
+Gradio keeps its sessions and queue in the process that serves them: behind several workers a
+page's requests land on workers that never saw its session ("session not found"). Mounting the
+demo therefore runs the service in one worker; SER_WORKERS above 1 leaves the demo out
+(``auto``) or refuses to start (``1``).
 """
 
 from __future__ import annotations
@@ -52,6 +57,13 @@ def mount_demo(path: str = "/ui"):
             logger.info("demo not mounted at %s: SER_DEMO=%s", path, wanted)
             return service
         required = wanted in ("1", "true", "yes", "on")
+        workers = os.environ.get("SER_WORKERS", "").strip()
+        if workers not in ("", "1"):
+            reason = f"Gradio keeps its sessions in one process and SER_WORKERS={workers} runs several"
+            if required:
+                raise ValueError(f"SER_DEMO={wanted} but the demo cannot be mounted at {path}: {reason}")
+            logger.info("demo not mounted at %s: %s (SER_WORKERS=1 mounts it)", path, reason)
+            return service
         missing = [m for m in ("gradio", "matplotlib") if importlib.util.find_spec(m) is None]
         if missing and not required:
             logger.info("demo not mounted at %s: %s not installed (pip install 'ser[demo]')", path, missing)
@@ -71,6 +83,7 @@ def mount_demo(path: str = "/ui"):
 
         demo = build_demo(InProcessBackend())
         service = bentoml.gradio.mount_gradio_app(demo, path=path)(service)
+        service.config["workers"] = 1  # The demo's sessions live in one process (see above).
         # BentoML lifts Gradio's upload limit; refuse what the service would refuse before storing it.
         demo.max_file_size = Settings.from_env().max_upload_bytes
         # SER_DEMO_MOUNT_AS_IS=1 skips the fix, to check whether a newer bentoml still needs it.

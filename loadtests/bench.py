@@ -188,6 +188,9 @@ def main(argv: list[str] | None = None) -> dict:
         print("model …", flush=True)
         tag = model_into(home, args, env, tmp)
         env["SER_MODEL"] = tag
+        # Served as the image serves it: no Gradio demo (which would hold the service to one
+        # worker, gradio_demo/mount.py), so SER_WORKERS takes its default, one per usable CPU.
+        env["SER_DEMO"] = "0"
         bento = _run([str(BIN / "bentoml"), "build", "--output", "tag"], env).strip().splitlines()[-1]
         bento = bento.removeprefix("__tag__:")
         print(f"model {tag}, bento {bento}; in-process limit …", flush=True)

@@ -245,13 +245,12 @@ def markdown(res: dict) -> str:
         ceiling = 1000 * m["cores"] / (total + gen)
         lines.append(f"| {LABELS[name]} | {parts} | {total:.1f} | {gen:.1f} | {ceiling:.0f} req/s |")
     per = cfg["batched"]["levels"][str(r["c"])].get("cpu_ms_per_request", {})
-    entry, model = per.get("worker ser", float("nan")), per.get("worker ser_model", float("nan"))
+    workers = per.get("worker ser", float("nan"))
     lines += [
         "",
-        f"Where our CPU goes (batched, concurrency {r['c']}): the entry worker (HTTP, multipart upload to a "
-        f"temporary file, decode, features, the call to the model service) {entry:.1f} ms and the model "
-        f"worker (that call's HTTP, the batched model) {model:.1f} ms per request, against "
-        f"{1000 / ip['prep_clips_per_s']:.1f} ms for decode + features and "
+        f"Where our CPU goes (batched, concurrency {r['c']}): the server's workers (HTTP, the multipart "
+        f"upload to a temporary file, decode, features, the batched model) {workers:.1f} ms per request, "
+        f"against {1000 / ip['prep_clips_per_s']:.1f} ms for decode + features and "
         f"{1000 / ip['forward_inputs_per_s_b64']:.2f} ms for the model (batch 64) per clip in-process: "
         "the per-request HTTP work, not the model, sets the ceiling, which is why batching moves it little.",
     ]
@@ -312,8 +311,9 @@ NOTES = """## How it is measured
   level (warm-up included) over the requests answered in it; the load generator's own CPU beside it.
 - The in-process limit runs `load_audio` + `predict_many` on the same encoded clips in one thread,
   on the service's model runtime (`ser.runtime.load`, one thread, as in the service); the service
-  may use both cores (decode and features in the entry worker, the model in the model worker), so
-  it can exceed 100 %.
+  runs one worker process per core, so it could exceed 100 %.
+- Our servers run as the image does: `SER_DEMO=0` (the slim image has no Gradio), so
+  `SER_WORKERS` takes its default, one worker process per usable CPU.
 - The peer (`loadtests/peer_app.py`) does what the write-ups' Flask app does per request: save the
   upload, `librosa.load(path, duration=3, offset=0.5)`, the mean of 40 MFCCs, `model.predict` on one
   clip of the seed network (untrained: speed only); gunicorn, 2 sync workers, warmed before measuring.

@@ -182,7 +182,7 @@ def load_main(args: argparse.Namespace) -> dict:
 
 # --- the soak ------------------------------------------------------------------------------------
 def tree_rss(pid: int) -> dict[str, int]:
-    """RSS in bytes of the server's processes, by role (arbiter, entry, model), summed per role."""
+    """RSS in bytes of the server's processes, by role (arbiter, workers), summed per role."""
     import psutil
 
     out: Counter[str] = Counter()
@@ -197,7 +197,7 @@ def tree_rss(pid: int) -> dict[str, int]:
             rss = p.memory_info().rss
         except psutil.Error:
             continue
-        role = "model" if "ser_model" in cmd else "entry" if "--service-name ser " in cmd + " " else "arbiter"
+        role = "workers" if "--service-name ser " in cmd + " " else "arbiter"
         out[role] += rss
     out["total"] = sum(v for k, v in out.items())
     return dict(out)
@@ -218,6 +218,7 @@ def make_bodies(folder: Path, n: int = 16) -> str:
 def start_server(port: int, log: Path) -> subprocess.Popen:
     cmd = [str(Path(sys.executable).parent / "bentoml"), "serve", "service:SER", "--host", "127.0.0.1"]
     env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.setdefault("SER_DEMO", "0")  # As the image serves: no demo, a worker per CPU (gradio_demo/mount.py)
     out = open(log, "w")  # noqa: SIM115 - the server owns it for its life.
     return subprocess.Popen(
         [*cmd, "--port", str(port)],
@@ -425,7 +426,7 @@ def render(args, url, source, steps, minutes, samples, rate, failed, total, grow
         for i, m in enumerate(minutes)
     ]
     by_role = {}
-    for role in ("arbiter", "entry", "model"):
+    for role in ("arbiter", "workers"):
         first = [s[role] for s in samples if s["phase"] == "minute0" and role in s]
         last = [
             s[role] for s in samples if minutes and s["phase"] == f"minute{len(minutes) - 1}" and role in s

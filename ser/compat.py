@@ -45,28 +45,6 @@ def reject_binary_form_fields() -> None:
     MultipartSerde.parse_request = parse_request
 
 
-def keep_serving_after_sigterm(grace_s: float) -> None:
-    """Pass SIGTERM on to the server's own handler only after ``grace_s`` seconds.
-
-    On SIGTERM BentoML's arbiter stops every service process at once. The entry service then
-    finishes its in-flight requests, but those need the model service, which would already be
-    gone: they failed with 500. Called in the model service's process (after uvicorn installed
-    its handler), this keeps the model answering while the entry drains; the process still
-    exits well within a platform's usual 10 s grace period.
-    """
-    import signal
-    import threading
-
-    previous = signal.getsignal(signal.SIGTERM)
-    if not callable(previous) or threading.current_thread() is not threading.main_thread():
-        return
-
-    def delayed(signum, frame):
-        threading.Timer(grace_s, previous, args=(signum, frame)).start()
-
-    signal.signal(signal.SIGTERM, delayed)
-
-
 def harden_uploads() -> None:
     """Uploads are files sent as files: one per single-file field, saved under BentoML's own names.
 
@@ -164,3 +142,123 @@ def harden_uploads() -> None:
     MultipartSerde.parse_request = parse_request
     MultipartSerde.ensure_file = staticmethod(ensure_file)
     FileSchema.decode = decode_without_name
+
+
+_APP_FACTORIES: dict[str, object] = {}
+
+
+def in_process_batching(service_name: str, method: str):
+    """An awaitable ``f(x)`` that sends ``x`` through ``method``'s adaptive batcher, in-process.
+
+    BentoML 1.4.39 batches a `batchable=True` API only for requests that arrive over HTTP (its
+    `ServiceAppFactory.batch_infer`, one `CorkDispatcher` per method); a call from another method
+    of the same service runs unbatched. This records each worker's app factory when it creates
+    the service instance, and calls the factory's own `batch_infer`: the same dispatcher, the
+    same `bentoml_service_adaptive_batch_size` metric, with no HTTP hop to a second process.
+    """
+    from _bentoml_impl.server.app import ServiceAppFactory
+
+    create = ServiceAppFactory.create_instance
+    if not getattr(create, "_ser_patched", False):
+
+        async def create_instance(self, app):
+            _APP_FACTORIES[self.service.name] = self
+            return await create(self, app)
+
+        create_instance._ser_patched = True
+        ServiceAppFactory.create_instance = create_instance
+
+    async def call(x):
+        factory = _APP_FACTORIES.get(service_name)
+        if factory is None:  # Not under `bentoml serve` (a test calling the class directly).
+            raise RuntimeError(f"no BentoML server runs service {service_name!r} in this process")
+        return await factory.batch_infer(method, (x,), {})
+
+    return call
+
+
+def skip_unsampled_spans() -> None:
+    """Unsampled requests get OpenTelemetry's no-op span instead of a recorded one.
+
+    BentoML 1.4.39 samples with `ParentBasedTraceIdRatio`, whose root sampler *records* every
+    span it does not sample (`Decision.RECORD_ONLY`): with the default `tracing.sample_rate` of 0
+    each request still builds a full span and cleans its attributes, 14 % of the serving
+    process's Python time at 32 concurrent /predict (py-spy). The standard
+    `ParentBased(TraceIdRatioBased(rate))` keeps sampled traces as they were and still gives every
+    request its trace and span ids (the access log shows them); only unsampled spans are no-ops.
+    """
+    from bentoml._internal.utils import telemetry
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    if getattr(telemetry.ParentBasedTraceIdRatio, "_ser_patched", False):
+        return
+
+    class ParentBasedTraceIdRatio(ParentBased):
+        _ser_patched = True
+
+        def __init__(self, rate: float):
+            super().__init__(root=TraceIdRatioBased(rate))
+
+    telemetry.ParentBasedTraceIdRatio = ParentBasedTraceIdRatio
+
+
+def cache_response_media_types() -> None:
+    """Compute each API output type's media type once, not per response.
+
+    BentoML 1.4.39 rebuilds the output type's JSON schema (pydantic `TypeAdapter`) in
+    `IOMixin.mime_type` for every response it sends: 4 % of the serving process's Python time
+    at 32 concurrent /predict. The schema of a class never changes, so the answer is cached.
+    """
+    from _bentoml_sdk.io_models import IOMixin
+
+    original = IOMixin.mime_type.__func__
+    if getattr(original, "_ser_patched", False):
+        return
+    cache: dict[type, str] = {}
+
+    def mime_type(cls) -> str:
+        if cls not in cache:
+            cache[cls] = original(cls)
+        return cache[cls]
+
+    mime_type._ser_patched = True
+    IOMixin.mime_type = classmethod(mime_type)
+
+
+_INTERNAL_APIS: dict[str, set[str]] = {}
+
+
+def internal_api(service_name: str, method: str) -> None:
+    """Serve ``method`` of ``service_name`` to in-process callers only: no HTTP route, not in /docs.json.
+
+    The batchable model method exists for `in_process_batching`; over HTTP it would take any
+    array, and one request of the wrong shape would fail the whole batch it joined (BentoML
+    1.4.39 concatenates the batch before calling the method). Without a route, POST to its path
+    answers 404 like any unknown path.
+    """
+    from _bentoml_impl.server.app import ServiceAppFactory
+    from _bentoml_sdk.service import openapi
+
+    _INTERNAL_APIS.setdefault(service_name, set()).add(method)
+    routes = ServiceAppFactory.routes
+    if getattr(routes.fget, "_ser_patched", False):
+        return
+
+    def filtered_routes(self):
+        hidden = _INTERNAL_APIS.get(self.service.name, set())
+        return [r for r in routes.fget(self) if getattr(r, "name", None) not in hidden]
+
+    filtered_routes._ser_patched = True
+    ServiceAppFactory.routes = property(filtered_routes)
+    generate_spec = openapi.generate_spec
+
+    def generate_public_spec(svc, **kwargs):
+        spec = generate_spec(svc, **kwargs)
+        for name in _INTERNAL_APIS.get(svc.name, set()):
+            api = svc.apis[name]
+            spec.paths.pop(api.route, None)
+            for key in (*api.input_spec.openapi_components(name), *api.output_spec.openapi_components(name)):
+                spec.components.get("schemas", {}).pop(key, None)
+        return spec
+
+    openapi.generate_spec = generate_public_spec

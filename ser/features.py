@@ -44,7 +44,8 @@ class FeatureConfig:
     window_s: float = 3.0  # Longest stretch one model input covers; longer audio is segmented.
     deltas: int = 0  # 0: MFCC only; 1: + delta; 2: + delta-delta.
     stack: int = 2  # Consecutive frames concatenated into one step: halves the LSTM's sequence.
-    cmvn: bool = True  # Per-utterance mean/variance normalisation of each coefficient.
+    cmvn: bool = True  # Per-utterance mean normalisation of each coefficient ...
+    cmvn_std: bool = True  # ... and variance normalisation (False keeps each utterance's dynamics).
     kind: str = "frames"
 
     def __post_init__(self) -> None:
@@ -173,7 +174,9 @@ def frame_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
             parts.append(np.zeros_like(m))
     x = np.concatenate(parts, axis=1).astype(np.float32)
     if config.cmvn:
-        x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-5)
+        x = x - x.mean(axis=0)
+        if config.cmvn_std:
+            x = x / (x.std(axis=0) + 1e-5)
     return x
 
 

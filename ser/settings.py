@@ -11,10 +11,9 @@
 | SER_MAX_BATCH_SIZE | 64 | most model inputs in one adaptive batch; 1 turns adaptive batching off |
 | SER_MAX_LATENCY_MS | 5000 | longest an input may wait in the batch queue before a 503 |
 | SER_RUNTIME | litert | the model's LiteRT export (no TensorFlow), or `keras` (ser/runtime.py) |
-| SER_TF_THREADS | 1 | threads of the model's runtime (LiteRT, or TensorFlow's pools) per model worker |
-| SER_MODEL_WORKERS | 1 | processes running the model |
+| SER_TF_THREADS | 1 | threads of the model's runtime (LiteRT, or TensorFlow's pools) per worker |
+| SER_WORKERS | usable CPUs | server processes, each with the model and its own batcher |
 | SER_TIMEOUT_S | 60 | request timeout (504 after it) |
-| SER_MODEL_GRACE_S | 2 | seconds the model keeps serving after SIGTERM, so in-flight requests finish |
 | SER_MAX_CONCURRENCY | 256 | requests in flight before 429 |
 | SER_API_KEY | (unset: open) | API key (≥ 16 characters): `Authorization: Bearer <key>` on all but probes |
 | SER_API_KEY_FILE | (unset) | file holding the API key (a mounted secret), instead of SER_API_KEY |
@@ -45,6 +44,11 @@ def _env(name: str, default: float | int | str, cast=float):
     return value
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, which a container's cpuset narrows)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 @dataclass(frozen=True)
 class Settings:
     model: str
@@ -56,10 +60,9 @@ class Settings:
     max_batch_size: int
     max_latency_ms: int
     tf_threads: int
-    model_workers: int
+    workers: int
     timeout_s: float
     max_concurrency: int
-    model_grace_s: float
     api_key: str | None = field(default=None, repr=False)  # Never in a log line.
     demo_public: bool = False
     cors_origins: tuple[str, ...] = ()
@@ -76,10 +79,9 @@ class Settings:
             max_batch_size=_env("SER_MAX_BATCH_SIZE", 64, int),
             max_latency_ms=_env("SER_MAX_LATENCY_MS", 5000, int),
             tf_threads=_env("SER_TF_THREADS", 1, int),
-            model_workers=_env("SER_MODEL_WORKERS", 1, int),
+            workers=_env("SER_WORKERS", usable_cpus(), int),
             timeout_s=_env("SER_TIMEOUT_S", 60.0),
             max_concurrency=_env("SER_MAX_CONCURRENCY", 256, int),
-            model_grace_s=_env("SER_MODEL_GRACE_S", 2.0),
             api_key=read_api_key(),
             demo_public=os.environ.get("SER_DEMO_PUBLIC", "0") == "1",
             cors_origins=parse_origins(os.environ.get("SER_CORS_ORIGINS", "")),

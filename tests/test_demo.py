@@ -522,3 +522,39 @@ def test_browser_upload_shows_the_emotion(server: Server, clips: Clips, browser,
     wait.until(lambda d: d.find_element(By.TAG_NAME, "body").text.count("not a supported audio file") >= 2)
     _assert_no_leak(browser.find_element(By.TAG_NAME, "body").text)
     assert not _server_5xx(server), _server_5xx(server)
+
+
+def _bare_service(workers: int = 2):
+    import bentoml
+
+    @bentoml.service(name="bare", workers=workers)
+    class Bare:
+        @bentoml.api
+        def hello(self) -> str:
+            return "hi"
+
+    return Bare
+
+
+def test_mounting_the_demo_runs_one_worker(monkeypatch):
+    """Gradio's sessions live in one process: the mounted demo holds the service to one worker."""
+    from gradio_demo.mount import mount_demo
+
+    monkeypatch.delenv("SER_WORKERS", raising=False)
+    monkeypatch.setenv("SER_DEMO", "auto")
+    service = mount_demo("/ui")(_bare_service(workers=2))
+    assert [path for _, path, _ in service.mount_apps] == ["/ui"]
+    assert service.config["workers"] == 1
+
+
+def test_several_workers_leave_the_demo_out_or_refuse(monkeypatch):
+    from gradio_demo.mount import mount_demo
+
+    monkeypatch.setenv("SER_WORKERS", "2")
+    monkeypatch.setenv("SER_DEMO", "auto")
+    service = mount_demo("/ui")(_bare_service())
+    assert not service.mount_apps
+    assert service.config["workers"] == 2
+    monkeypatch.setenv("SER_DEMO", "1")
+    with pytest.raises(ValueError, match="SER_WORKERS=2 runs several"):
+        mount_demo("/ui")(_bare_service())

@@ -239,6 +239,16 @@ def test_health(server: Server):
     assert requests.get(f"{server.url}/livez", timeout=TIMEOUT).status_code == 200
 
 
+def test_model_method_is_not_served_over_http(server: Server):
+    """`infer` is reached in-process only: no route, not in the OpenAPI document."""
+    r = requests.post(f"{server.url}/infer", json={"x": [[[0.0]]]}, timeout=TIMEOUT)
+    assert r.status_code == 404, r.text[:300]
+    spec = requests.get(f"{server.url}/docs.json", timeout=TIMEOUT).json()
+    assert {"/predict", "/predict_batch", "/timeline"} <= set(spec["paths"])
+    assert "/infer" not in spec["paths"]
+    assert not [k for k in spec["components"]["schemas"] if k.startswith("infer__")]
+
+
 def test_predict_synthetic_clip(server: Server):
     clip = next(iter(sorted(server.corpus.rglob("*.wav"))))
     r = predict(server, clip.read_bytes(), clip.name)
@@ -464,7 +474,7 @@ def test_bentoml_build_packs_the_model(store: Store, tmp_path: Path):
     )
     assert shown.returncode == 0, shown.stderr[-2000:]
     info = json.loads(shown.stdout)
-    assert {s["name"] for s in info["services"]} == {"ser", "ser_model"}
+    assert {s["name"] for s in info["services"]} == {"ser"}
     packed = {m["tag"] for s in info["services"] for m in s["models"]} | {m["tag"] for m in info["models"]}
     assert store.tag in packed, info
 

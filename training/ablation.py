@@ -31,6 +31,22 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "speed 0.8×–1.25×, checkpoint on validation loss",
         {"augment": SPEED4, "monitor": "val_loss"},
     ),
+    "cmvn_mean": (
+        "speed 0.8×–1.25×, per-utterance mean normalisation only (no variance)",
+        {"augment": SPEED4, "features": FeatureConfig(cmvn_std=False)},
+    ),
+    "no_cmvn": (
+        "speed 0.8×–1.25×, no per-utterance normalisation (training-set statistics only)",
+        {"augment": SPEED4, "features": FeatureConfig(cmvn=False)},
+    ),
+    "no_cmvn_adapt": (
+        "no per-utterance normalisation; test speaker normalised by own statistics (enrolment)",
+        {"augment": SPEED4, "features": FeatureConfig(cmvn=False), "args": ("--adapt-norm",)},
+    ),
+    "speed4_noise": (
+        "speed 0.8×–1.25× and noise at 20 dB SNR",
+        {"augment": (*SPEED4, "noise_20db")},
+    ),
     "speed6": (
         "speed perturbation 0.7×–1.4×",
         {"augment": ("speed_0.7", "speed_0.8", "speed_0.9", "speed_1.1", "speed_1.25", "speed_1.4")},
@@ -49,7 +65,8 @@ def main(argv: list[str] | None = None) -> dict:
     rows = {}
     for name in args.only or VARIANTS:
         label, changes = VARIANTS[name]
-        PRESETS[name] = dataclasses.replace(PRESETS[DEFAULT_PRESET], name=name, **changes)
+        settings = {k: v for k, v in changes.items() if k != "args"}
+        PRESETS[name] = dataclasses.replace(PRESETS[DEFAULT_PRESET], name=name, **settings)
         m = evaluate.main(
             [
                 "--protocol",
@@ -62,6 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
                 str(args.epochs),
                 "--json",
                 str(args.out / f"{name}.json"),
+                *changes.get("args", ()),
             ]
         )
         rows[name] = {
