@@ -136,8 +136,9 @@ class SER:
         return await asyncio.to_thread(self._forward_one_at_a_time, x)
 
     def _forward_one_at_a_time(self, x: np.ndarray) -> np.ndarray:
+        # Not `self.infer(x)`: on the served instance BentoML routes that through its client.
         with self._model_lock:  # An interpreter runs one call at a time (the batcher serialises too).
-            return self.infer(x)
+            return self.predictor.forward(x.astype(np.float32, copy=False))
 
     def _clip_json(self, probs: np.ndarray, inputs: Inputs, duration: float) -> dict:
         pred = clip_result(self.spec, probs, inputs)

@@ -117,6 +117,30 @@ def measure(s: Server, bodies: Path, tmp: Path, args, c: int, rate: float = 0.0)
     return r
 
 
+def inproc_all_cores(cmd: list[str], env: dict, tmp: Path) -> dict:
+    """The machine's ceiling: one in-process run per core, all at once (the service runs one worker
+    per core); clips/s summed over the processes, per batch size."""
+    cores = os.cpu_count() or 1
+    outs = [tmp / f"inproc-core{i}.json" for i in range(cores)]
+    procs = [
+        subprocess.Popen(
+            [*cmd[: cmd.index("--out")], "--out", str(out)], env={**env, "OPENBLAS_NUM_THREADS": "1"}
+        )
+        for out in outs
+    ]
+    if any(p.wait() != 0 for p in procs):
+        raise RuntimeError("an in-process run on all cores failed")
+    runs = [json.loads(out.read_text()) for out in outs]
+    per_batch = {b: sum(r["clips_per_s"][b] for r in runs) for b in runs[0]["clips_per_s"]}
+    best = max(per_batch, key=per_batch.get)
+    return {
+        "processes": cores,
+        "clips_per_s": per_batch,
+        "best_batch": int(best),
+        "best_clips_per_s": per_batch[best],
+    }
+
+
 def run_servers(bento: str, env: dict, bodies: Path, tmp: Path, args) -> dict:
     """All three servers up at once (idle ones cost nothing), levels interleaved so drift in the
     shared machine's load hits every configuration alike."""
@@ -199,6 +223,7 @@ def main(argv: list[str] | None = None) -> dict:
         inproc_cmd += ["--bodies", str(bodies), "--out", str(inproc)]
         _run(inproc_cmd, {**env, "OPENBLAS_NUM_THREADS": "1"})  # One thread, as each service worker.
         results["inproc"] = json.loads(inproc.read_text())
+        results["inproc"]["all_cores"] = inproc_all_cores(inproc_cmd, env, tmp)
 
         results["configs"] = run_servers(bento, env, bodies, tmp, args)
         print("container …", flush=True)

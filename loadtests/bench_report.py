@@ -93,13 +93,19 @@ def ratios(res: dict) -> dict:
         "batched_over_unbatched": rps("batched", c) / max(rps("unbatched", c), 1e-9),
         "batched_over_unbatched_best": best / max(max(rps("unbatched", lv) for lv in levels), 1e-9),
         "best_rps": best,
-        "ours_over_inproc": best / res["inproc"]["best_clips_per_s"],
+        "ours_over_inproc": best / _ceiling(res["inproc"])["best_clips_per_s"],
+        "ours_over_inproc_one": best / res["inproc"]["best_clips_per_s"],
         "half_rate": half.get("rate"),
         "half_p99_ms": half.get("p99_ms"),
         "single_ms": single["p50_ms"],
         "single_c": levels[0],
         "n503": n503,
     }
+
+
+def _ceiling(ip: dict) -> dict:
+    """The in-process limit the targets use: all cores at once when measured (older runs: one)."""
+    return ip.get("all_cores") or ip
 
 
 def _targets(r: dict) -> list[tuple[str, str, bool]]:
@@ -203,9 +209,10 @@ def markdown(res: dict) -> str:
         f"(best level against best level: {r['batched_over_unbatched_best']:.2f}×)",
         f"- CPU per request at concurrency {r['c']}: peer / ours **{r['cpu_peer_over_ours']:.1f}×**, "
         f"unbatched / batched **{r['cpu_unbatched_over_batched']:.2f}×**",
-        f"- ours (best level, {r['best_rps']:.1f} req/s) / in-process limit "
-        f"({ip['best_clips_per_s']:.1f} clips/s at batch {ip['best_batch']}): "
-        f"**{100 * r['ours_over_inproc']:.0f} %**",
+        f"- ours (best level, {r['best_rps']:.1f} req/s) / in-process limit on all cores "
+        f"({_ceiling(ip)['best_clips_per_s']:.1f} clips/s at batch {_ceiling(ip)['best_batch']}): "
+        f"**{100 * r['ours_over_inproc']:.0f} %** (against one core's {ip['best_clips_per_s']:.1f} clips/s: "
+        f"{100 * r['ours_over_inproc_one']:.0f} %)",
         "",
         "## Throughput and latency (closed loop, /predict)",
         "",
@@ -252,7 +259,7 @@ def markdown(res: dict) -> str:
         f"upload to a temporary file, decode, features, the batched model) {workers:.1f} ms per request, "
         f"against {1000 / ip['prep_clips_per_s']:.1f} ms for decode + features and "
         f"{1000 / ip['forward_inputs_per_s_b64']:.2f} ms for the model (batch 64) per clip in-process: "
-        "the per-request HTTP work, not the model, sets the ceiling, which is why batching moves it little.",
+        "the per-request HTTP work, not the model, takes most of it.",
     ]
     lines += [
         "",
@@ -263,11 +270,14 @@ def markdown(res: dict) -> str:
     ]
     lines += [
         "",
-        f"## In-process limit (one process, one thread, no HTTP; best of {ip.get('rounds', 1)} rounds)",
+        f"## In-process limit (no HTTP, one thread per process; best of {ip.get('rounds', 1)} rounds)",
         "",
-        "| batch | clips/s |",
-        "| ---: | ---: |",
-        *(f"| {b} | {val:.1f} |" for b, val in ip["clips_per_s"].items()),
+        f"| batch | clips/s, one process | clips/s, {_ceiling(ip).get('processes', 1)} processes at once |",
+        "| ---: | ---: | ---: |",
+        *(
+            f"| {b} | {val:.1f} | {_ceiling(ip)['clips_per_s'].get(b, float('nan')):.1f} |"
+            for b, val in ip["clips_per_s"].items()
+        ),
         "",
         f"Decode + features alone: {ip['prep_clips_per_s']:.0f} clips/s; the model alone at batch 64: "
         f"{ip['forward_inputs_per_s_b64']:.0f} inputs/s.",
@@ -310,8 +320,9 @@ NOTES = """## How it is measured
 - CPU per request: the CPU time (user + system) each process of the server's tree used during the
   level (warm-up included) over the requests answered in it; the load generator's own CPU beside it.
 - The in-process limit runs `load_audio` + `predict_many` on the same encoded clips in one thread,
-  on the service's model runtime (`ser.runtime.load`, one thread, as in the service); the service
-  runs one worker process per core, so it could exceed 100 %.
+  on the service's model runtime (`ser.runtime.load`, one thread, as in the service): once alone,
+  then as one process per core all at once, as the service runs one worker per core. The second,
+  summed over the processes, is the machine's ceiling; the target is measured against it.
 - Our servers run as the image does: `SER_DEMO=0` (the slim image has no Gradio), so
   `SER_WORKERS` takes its default, one worker process per usable CPU.
 - The peer (`loadtests/peer_app.py`) does what the write-ups' Flask app does per request: save the
