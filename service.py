@@ -38,6 +38,7 @@ from ser.compat import (
 )
 from ser.errors import BadRequestError, SERError
 from ser.features import warm_up
+from ser.memory import trim_heap_every
 from ser.pipeline import Inputs, clip_inputs, timeline_inputs
 from ser.predictor import MAX_BATCH, clip_result, prepare
 from ser.security import install_middlewares
@@ -50,11 +51,14 @@ harden_uploads()
 skip_unsampled_spans()
 cache_response_media_types()
 SETTINGS = Settings.from_env()
+HEAP_TRIM_S = 5.0  # How often each worker returns freed heap to the system (ser/memory.py).
 MIN_TIMELINE_STEP_S = 0.25  # Shortest /timeline window and hop (shorter windows hold no input).
 # One OpenBLAS thread per worker (the environment may override): the features' mel projection is a
 # small matmul run from many request threads at once, and OpenBLAS's own threads then spin against
 # them. Measured at 32 concurrent /predict on 2 cores: entry CPU 14 → 6.5 ms per request, 70 → 140 req/s.
-WORKER_ENVS = [{"name": "OPENBLAS_NUM_THREADS", "value": "1"}]
+# Two malloc arenas per worker, not glibc's 8 per core: requests decode and featurise in several
+# threads, and each arena keeps its own free memory (see also ser/memory.py).
+WORKER_ENVS = [{"name": "OPENBLAS_NUM_THREADS", "value": "1"}, {"name": "MALLOC_ARENA_MAX", "value": "2"}]
 
 # SER_MAX_BATCH_SIZE=1 turns adaptive batching off: BentoML refuses max_batch_size=1 (ValueError at
 # import, which `bentoml serve <bento tag>` reports as a confusing "Attribute ... not found").
@@ -101,6 +105,7 @@ class SER:
         self.predictor = load_predictor(self.model_ref, threads=SETTINGS.tf_threads)
         self.predictor.forward(np.zeros((1, *self.spec.features.input_shape), np.float32))  # Warm.
         self._model_lock = threading.Lock()
+        trim_heap_every(HEAP_TRIM_S)
         self.ready = True
 
     def __is_ready__(self) -> bool:

@@ -1,6 +1,6 @@
 """What each change buys on the speaker-independent TESS protocol (the README's ablation table).
 
-    python -m training.ablation --data ../shared/data/tess                 # every variant (~40 min)
+    python -m training.ablation --data ../shared/data/tess                 # every variant (~1.5 h on 2 cores)
     python -m training.ablation --data ../shared/data/tess --only speed4   # one
 
 Each variant is the default preset with one or two settings changed; each runs the protocol of
