@@ -114,6 +114,9 @@ class SER:
     @bentoml.api(**BATCHING)
     def infer(self, x: np.ndarray) -> np.ndarray:
         """Probabilities (n, labels) for prepared inputs (n, frames, features)."""
+        return self._forward(x)
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
         return self.predictor.forward(x.astype(np.float32, copy=False))
 
     # --- steps shared by the endpoints ---------------------------------------------------------
@@ -143,7 +146,7 @@ class SER:
     def _forward_one_at_a_time(self, x: np.ndarray) -> np.ndarray:
         # Not `self.infer(x)`: on the served instance BentoML routes that through its client.
         with self._model_lock:  # An interpreter runs one call at a time (the batcher serialises too).
-            return self.predictor.forward(x.astype(np.float32, copy=False))
+            return self._forward(x)
 
     def _clip_json(self, probs: np.ndarray, inputs: Inputs, duration: float) -> dict:
         pred = clip_result(self.spec, probs, inputs)

@@ -37,6 +37,7 @@ from loadtests import bench_report as report
 from loadtests import bench_servers as srv
 from loadtests import clips as audio
 from loadtests.bench_container import container_cold_start
+from ser.settings import usable_cpus
 
 BIN, REPO = srv.BIN, srv.REPO
 
@@ -120,7 +121,7 @@ def measure(s: Server, bodies: Path, tmp: Path, args, c: int, rate: float = 0.0)
 def inproc_all_cores(cmd: list[str], env: dict, tmp: Path) -> dict:
     """The machine's ceiling: one in-process run per core, all at once (the service runs one worker
     per core); clips/s summed over the processes, per batch size."""
-    cores = os.cpu_count() or 1
+    cores = usable_cpus()  # As the service's SER_WORKERS default.
     outs = [tmp / f"inproc-core{i}.json" for i in range(cores)]
     procs = [
         subprocess.Popen(

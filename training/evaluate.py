@@ -71,13 +71,12 @@ def speaker_protocol(args: argparse.Namespace) -> dict:
             seed=args.seed,
         )
         test = [s for s in speakers if s != train_speaker]
-        predictor, extra = trained.predictor, {}
+        predictor, extra, held_out = trained.predictor, {}, _clips(features, split.test)
         if args.adapt_norm:  # Statistics of the test speaker's own clips; their labels are not used.
-            held_out = _clips(features, split.test)
             norm = NormStats.fit(held_out.x, held_out.lengths, per_step=preset.features.kind == "mean")
             predictor = Predictor(predictor.model, dataclasses.replace(predictor.spec, norm=norm))
             extra["accuracy_without_adaptation"] = trained.metrics["accuracy"]
-        t, p = clip_predictions(predictor, _clips(features, split.test))
+        t, p = clip_predictions(predictor, held_out)
         y_true.append(t)
         y_pred.append(p)
         m = classification_metrics(t, p, list(predictor.spec.labels))
