@@ -99,7 +99,7 @@ class SER:
 
         self.spec = ModelSpec.from_metadata(dict(self.model_ref.info.metadata))
         register_model_mel(self.model_ref, self.spec)  # The stored mel filterbank: no librosa.
-        warm_up(self.spec.features)  # scipy.fft's import and the caches, before the first request.
+        warm_up(self.spec.features)  # Its caches (window, filterbank, DCT), before the first request.
         self.tag = str(self.model_ref.tag)
         # SER_RUNTIME: the LiteRT export (default, no TensorFlow) or the Keras model.
         self.predictor = load_predictor(self.model_ref, threads=SETTINGS.tf_threads)

@@ -9,8 +9,9 @@ One run on one machine (about 8 minutes on 2 cores), everything against 127.0.0.
    temporary BENTOML_HOME, and `bentoml build` of the bento;
 2. the in-process limit (`loadtests.bench_inproc`): decode + features + batched model, no HTTP;
 3. three servers, each started and timed (process start → first answered /predict), then warmed:
-   `bentoml serve <bento>` with adaptive batching, the same with SER_MAX_BATCH_SIZE=1 (batching
-   off), and the seed-style peer (`loadtests.peer_app`, gunicorn, 2 workers);
+   ours as the image serves it (`python -m ser.prefork <bento>`) with adaptive batching, the same
+   with SER_MAX_BATCH_SIZE=1 (batching off), and the seed-style peer (`loadtests.peer_app`,
+   gunicorn, 2 workers); `bentoml serve <bento>` is started and timed too (cold start only);
 4. closed-loop load at each concurrency level (`loadtests.loadgen`, its own process), the servers
    taking turns within each level so that drift in a shared machine's load hits all alike; mean
    batch size from /metrics, CPU per request and RSS per process (psutil); then an open-loop run
@@ -74,7 +75,9 @@ class Server:
     out: dict = field(default_factory=dict)
 
 
-def start_server(name: str, cmd, env: dict, bodies: Path, tmp: Path, *, cwd: Path, batching: bool) -> Server:
+def start_server(
+    name: str, cmd, env: dict, bodies: Path, tmp: Path, *, cwd: Path, batching: bool, warm: bool = True
+) -> Server:
     """Start a server, time its cold start (process start → first answered /predict) and warm it."""
     port = srv.free_port()
     log = tmp / f"{name}.log"
@@ -87,7 +90,9 @@ def start_server(name: str, cmd, env: dict, bodies: Path, tmp: Path, *, cwd: Pat
         print(f"  first answered prediction after {cold:.1f} s", flush=True)
         # Warm every worker (the peer's first librosa call per worker is slow; BentoML's dispatcher
         # runs its unbatched warm-up calls) so that no level pays for it.
-        srv.load(f"{s.base}/predict", bodies, tmp / f"{name}-warm.json", concurrency=4, warmup=0, duration=4)
+        if warm:
+            warm_out = tmp / f"{name}-warm.json"
+            srv.load(f"{s.base}/predict", bodies, warm_out, concurrency=4, warmup=0, duration=4)
     except Exception as e:
         srv.stop(s.proc)
         raise RuntimeError(f"{name}: {e}\n{srv.tail(log)}") from e
@@ -146,7 +151,10 @@ def run_servers(bento: str, env: dict, bodies: Path, tmp: Path, args) -> dict:
     """All three servers up at once (idle ones cost nothing), levels interleaved so drift in the
     shared machine's load hits every configuration alike."""
 
-    def serve(port: int) -> list[str]:
+    def serve(port: int) -> list[str]:  # As the image serves it (ser/prefork.py).
+        return [str(BIN / "python"), "-m", "ser.prefork", bento, "--host", "127.0.0.1", "--port", str(port)]
+
+    def bentoml_serve(port: int) -> list[str]:
         return [str(BIN / "bentoml"), "serve", bento, "--host", "127.0.0.1", "--port", str(port)]
 
     def peer(port: int) -> list[str]:
@@ -163,6 +171,10 @@ def run_servers(bento: str, env: dict, bodies: Path, tmp: Path, args) -> dict:
         return {**env, "BENTOML_HOME": str(home)}
 
     servers: list[Server] = []
+    cold_only = start_server(  # Its cold start and memory only: its workers are the same code.
+        "bentoml_serve", bentoml_serve, own_home("bentoml"), bodies, tmp, cwd=tmp, batching=True, warm=False
+    )
+    srv.stop(cold_only.proc)
     try:
         batched_env = own_home("batched")
         servers.append(start_server("batched", serve, batched_env, bodies, tmp, cwd=tmp, batching=True))
@@ -177,7 +189,7 @@ def run_servers(bento: str, env: dict, bodies: Path, tmp: Path, args) -> dict:
         batched.out["half_rate"] = measure(batched, bodies, tmp, args, 256, rate=best / 2)
         for s in servers:
             s.out["rss_loaded"] = srv.rss_tree(s.proc.pid)
-        return {s.name: s.out for s in servers}
+        return {s.name: s.out for s in servers} | {cold_only.name: cold_only.out}
     finally:
         for s in servers:
             srv.stop(s.proc)

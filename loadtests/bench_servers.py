@@ -74,6 +74,8 @@ def _role(p: psutil.Process) -> str:
     m = re.search(r"--service-name (\S+)", cmd)
     if m:
         return f"worker {m.group(1)}"
+    if "ser.prefork" in cmd:
+        return "ser.prefork"
     if "gunicorn" in cmd:
         return "gunicorn"
     if "bentoml" in cmd and " serve" in cmd:
@@ -94,6 +96,10 @@ def rss_tree(pid: int) -> list[dict]:
             out.append({"pid": p.pid, "role": _role(p), "rss_mb": round(p.memory_info().rss / 2**20, 1)})
         except psutil.NoSuchProcess:
             continue
+    if out and out[0]["role"] == "ser.prefork":  # Forked workers carry their master's command line.
+        out[0]["role"] = "ser.prefork (master)"
+        for o in out[1:]:
+            o["role"] = "worker ser" if o["role"] == "ser.prefork" else o["role"]
     if out and out[0]["role"] == "gunicorn":
         out[0]["role"] = "gunicorn (master)"
         for o in out[1:]:

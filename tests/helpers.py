@@ -18,6 +18,10 @@ import requests
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+SERVERS = {
+    "bentoml": [str(BIN / "bentoml"), "serve", "service:SER"],
+    "prefork": [str(BIN / "python"), "-m", "ser.prefork", "service:SER"],
+}
 
 
 def free_port() -> int:
@@ -73,7 +77,7 @@ def train_store(home: Path, data: Path, preset: str = "seed", epochs: int = 3) -
 
 
 class Served:
-    """A running `bentoml serve service:SER` (see `serve`)."""
+    """A running server of service:SER (see `serve`)."""
 
     def __init__(self, url: str, proc: subprocess.Popen, log: Path, tmpdir: Path):
         self.url, self.proc, self.log, self.tmpdir = url, proc, log, tmpdir
@@ -83,9 +87,13 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve(home: Path, workdir: Path, timeout: float = 180, **settings: str) -> Iterator[Served]:
+def serve(
+    home: Path, workdir: Path, timeout: float = 180, server: str = "bentoml", **settings: str
+) -> Iterator[Served]:
     """Serve ``home``'s model on a free port with ``settings`` (SER_* variables; the caller's are
     dropped) and a private TMPDIR; stopped (SIGTERM, then SIGKILL, process group) on exit.
+    ``server``: ``bentoml`` (`bentoml serve service:SER`) or ``prefork`` (`python -m ser.prefork`,
+    the image's command).
 
     The TMPDIR is short (/tmp/ser-XXXX): BentoML puts its services' Unix sockets there, and a
     socket path is limited to 108 bytes."""
@@ -102,7 +110,7 @@ def serve(home: Path, workdir: Path, timeout: float = 180, **settings: str) -> I
     )
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [str(BIN / "bentoml"), "serve", "service:SER", "--host", "127.0.0.1", "--port", str(port)],
+            [*SERVERS[server], "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO,
             env=env,
             stdout=out,

@@ -102,6 +102,18 @@ def _clips() -> list[tuple[str, bytes]]:
     return [(f"tone{i}.wav", encode(tone(1.5, f0=120 + 40 * i))) for i in range(6)]
 
 
+def _container_workers(name: str, env: dict) -> list[int]:
+    """PIDs of the processes PID 1 started in the container (its server workers)."""
+    code = (
+        "import pathlib; print(' '.join(p.parent.name for p in pathlib.Path('/proc').glob('[0-9]*/stat') "
+        "if p.read_text().rsplit(')', 1)[1].split()[1] == '1'))"
+    )
+    cmd = [ENGINE, "exec", name, "python", "-c", code]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    return sorted(int(p) for p in out.stdout.split())
+
+
 def _predict(url: str, clip: tuple[str, bytes]) -> dict:
     r = requests.post(f"{url}/predict", files={"audio": clip}, timeout=60)
     assert r.status_code == 200, r.text
@@ -189,6 +201,21 @@ def test_container_matches_bentoml_serve_and_behaves(built, tmp_path):
             assert g["emotion"] == e["emotion"]
             for label, p in e["probabilities"].items():
                 assert abs(g["probabilities"][label] - p) < 1e-5
+
+        # The image's command (ser/prefork.py): gunicorn's master is PID 1 and forks the workers;
+        # one killed is forked again and the container keeps answering.
+        before = _container_workers(name, env)
+        assert len(before) == 2, before
+        kill = f"import os, signal; os.kill({before[0]}, signal.SIGKILL)"
+        subprocess.run([ENGINE, "exec", name, "python", "-c", kill], env=env, check=True)
+        deadline, after = time.time() + 30, []
+        while time.time() < deadline:
+            after = _container_workers(name, env)
+            if len(after) == 2 and before[0] not in after:
+                break
+            time.sleep(0.2)
+        assert len(after) == 2 and before[0] not in after, (before, after)
+        assert [_predict(url, c)["emotion"] for c in clips] == [e["emotion"] for e in expected]
 
         uid = subprocess.run([ENGINE, "exec", name, "id", "-u"], capture_output=True, text=True, env=env)
         assert uid.stdout.strip() not in ("", "0"), f"container runs as uid {uid.stdout.strip()!r}"

@@ -3,8 +3,10 @@
 The server runs two workers (SER_WORKERS=2) behind one listening socket. A load generator in its
 own process (loadtests/soak.py `load`, 8 closed-loop clients for 20 s) posts clips to /predict;
 8 s in, one worker gets SIGKILL. The requests that worker held fail (their connections die with
-it); every later request goes to the surviving worker until BentoML's arbiter has started a new
-one. Checked: < 1 % of requests fail, every request ends within its timeout, a new worker
+it); every later request goes to the surviving worker until the supervisor has started a new
+one (BentoML's arbiter for `bentoml serve`; gunicorn's master for `python -m ser.prefork`, the
+image's command, which forks it from the preloaded process).
+Checked: < 1 % of requests fail, every request ends within its timeout, a new worker
 serves and the service is ready again.
 """
 
@@ -21,7 +23,7 @@ import hostile
 import psutil
 import pytest
 import requests
-from helpers import REPO, serve
+from helpers import REPO, SERVERS, serve
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +32,9 @@ KILL_AT_S = 8
 REQUEST_TIMEOUT_S = 60  # As the service's own SER_TIMEOUT_S.
 
 
-def workers(server_pid: int) -> list[psutil.Process]:
+def workers(server_pid: int, server: str) -> list[psutil.Process]:
+    if server == "prefork":  # gunicorn's workers are the master's children.
+        return psutil.Process(server_pid).children()
     found = []
     for p in psutil.Process(server_pid).children(recursive=True):
         try:
@@ -42,16 +46,17 @@ def workers(server_pid: int) -> list[psutil.Process]:
     return found
 
 
-def test_worker_killed_under_load(trained_store, tmp_path):
+@pytest.mark.parametrize("server", sorted(SERVERS))
+def test_worker_killed_under_load(server, trained_store, tmp_path):
     bodies = tmp_path / "bodies"
     bodies.mkdir()
     for i, seconds in enumerate((1.0, 1.5, 2.0, 2.5)):
         (bodies / f"{i}.wav").write_bytes(hostile.encode(hostile.tone(seconds, f0=150 + 20 * i)))
     out = tmp_path / "load.json"
-    with serve(trained_store, tmp_path / "server", SER_WORKERS="2") as server:
-        victims = workers(server.proc.pid)
+    with serve(trained_store, tmp_path / "server", server=server, SER_WORKERS="2") as served:
+        victims = workers(served.proc.pid, server)
         assert len(victims) == 2, [v.cmdline() for v in victims]
-        cmd = [sys.executable, "-m", "loadtests.soak", "load", "--url", f"{server.url}/predict"]
+        cmd = [sys.executable, "-m", "loadtests.soak", "load", "--url", f"{served.url}/predict"]
         cmd += ["--bodies", str(bodies), "--concurrency", "8", "--duration", str(LOAD_S)]
         cmd += ["--timeout", str(REQUEST_TIMEOUT_S), "--records", "--out", str(out)]
         load = subprocess.Popen(
@@ -70,14 +75,14 @@ def test_worker_killed_under_load(trained_store, tmp_path):
         # Recovered by itself: a new worker, ready, answering.
         deadline, new = time.monotonic() + 120, []
         while time.monotonic() < deadline:
-            new = [p for p in workers(server.proc.pid) if p.pid not in {v.pid for v in victims}]
-            if new and requests.get(f"{server.url}/readyz", timeout=10).status_code == 200:
+            new = [p for p in workers(served.proc.pid, server) if p.pid not in {v.pid for v in victims}]
+            if new and requests.get(f"{served.url}/readyz", timeout=10).status_code == 200:
                 break
             time.sleep(0.5)
         recovered_in = time.monotonic() - killed_at
-        assert new, f"no new worker:\n{server.log_tail()}"
+        assert new, f"no new worker:\n{served.log_tail()}"
         r = requests.post(
-            f"{server.url}/predict", files={"audio": ("a.wav", hostile.encode(hostile.tone()))}, timeout=30
+            f"{served.url}/predict", files={"audio": ("a.wav", hostile.encode(hostile.tone()))}, timeout=30
         )
         assert r.status_code == 200, r.text[:300]
     result = json.loads(out.read_text())

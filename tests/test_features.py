@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import scipy.signal
 from conftest import tone
 
-from ser.features import FeatureConfig, NormStats, clip_features, frame_features, mfcc
+from ser.features import FeatureConfig, NormStats, clip_features, dct_matrix, frame_features, mfcc
 from ser.model import PRESETS
 
 SR = 16_000
@@ -109,6 +111,27 @@ def test_mfcc_matches_librosa(name):
     assert out.dtype == np.float32
     assert out.shape == ref.shape == (1 + len(y) // 256, 40)
     assert np.abs(out - ref).max() / np.abs(ref).max() < 1e-5
+
+
+@pytest.mark.parametrize(("n_mels", "n_mfcc"), [(64, 40), (40, 40), (128, 13)])
+def test_dct_matrix_is_scipys_orthonormal_dct(n_mels, n_mfcc):
+    import scipy.fft
+
+    x = np.random.default_rng(0).normal(size=(50, n_mels)).astype(np.float32)
+    ref = scipy.fft.dct(x.astype(np.float64), type=2, norm="ortho", axis=-1)[:, :n_mfcc]
+    np.testing.assert_allclose(x @ dct_matrix(n_mels, n_mfcc), ref, atol=2e-5)
+
+
+def test_serving_features_import_no_scipy():
+    """scipy's import is a quarter second of each worker's cold start: MFCCs without deltas skip it
+    (given the stored filterbank, as the service registers it: librosa's own needs scipy)."""
+    code = (
+        "import sys, numpy as np; from ser.features import FeatureConfig, register_mel_filterbank, warm_up; "
+        "c = FeatureConfig(); register_mel_filterbank(c, np.ones((c.n_mels, 1 + c.n_fft // 2))); "
+        "warm_up(c); print([m for m in sys.modules if m.startswith(('scipy', 'librosa'))])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
 
 
 @pytest.mark.parametrize("deltas", [1, 2])

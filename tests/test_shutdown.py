@@ -1,4 +1,6 @@
-"""SIGTERM under load: in-flight requests are answered and `bentoml serve` exits within 5 s."""
+"""SIGTERM under load: in-flight requests are answered and the server exits within 5 s.
+
+Both servers: `bentoml serve` and `python -m ser.prefork` (the image's command)."""
 
 from __future__ import annotations
 
@@ -11,17 +13,18 @@ import time
 import pytest
 import requests
 from conftest import encode, tone
-from helpers import BIN, REPO, free_port, wait_ready
+from helpers import REPO, SERVERS, free_port, wait_ready
 
 pytestmark = pytest.mark.slow
 
 
-def test_sigterm_answers_in_flight_requests_and_exits_quickly(trained_store, tmp_path):
+@pytest.mark.parametrize("server", sorted(SERVERS))
+def test_sigterm_answers_in_flight_requests_and_exits_quickly(server, trained_store, tmp_path):
     port, log_path = free_port(), tmp_path / "serve.log"
     env = {**os.environ, "BENTOML_HOME": str(trained_store), "BENTOML_DO_NOT_TRACK": "True"}
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [str(BIN / "bentoml"), "serve", "service:SER", "--port", str(port)],
+            [*SERVERS[server], "--port", str(port)],
             cwd=REPO,
             env=env,
             stdout=log,
