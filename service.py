@@ -42,7 +42,7 @@ from ser.memory import trim_heap_every
 from ser.pipeline import Inputs, clip_inputs, timeline_inputs
 from ser.predictor import MAX_BATCH, clip_result, prepare
 from ser.security import install_middlewares
-from ser.settings import Settings
+from ser.settings import WORKER_ENVS, Settings
 from ser.spec import ModelSpec, register_model_mel
 from ser.timeline import timeline
 
@@ -53,12 +53,6 @@ cache_response_media_types()
 SETTINGS = Settings.from_env()
 HEAP_TRIM_S = 5.0  # How often each worker returns freed heap to the system (ser/memory.py).
 MIN_TIMELINE_STEP_S = 0.25  # Shortest /timeline window and hop (shorter windows hold no input).
-# One OpenBLAS thread per worker (the environment may override): the features' mel projection is a
-# small matmul run from many request threads at once, and OpenBLAS's own threads then spin against
-# them. Measured at 32 concurrent /predict on 2 cores: entry CPU 14 → 6.5 ms per request, 70 → 140 req/s.
-# Two malloc arenas per worker, not glibc's 8 per core: requests decode and featurise in several
-# threads, and each arena keeps its own free memory (see also ser/memory.py).
-WORKER_ENVS = [{"name": "OPENBLAS_NUM_THREADS", "value": "1"}, {"name": "MALLOC_ARENA_MAX", "value": "2"}]
 
 # SER_MAX_BATCH_SIZE=1 turns adaptive batching off: BentoML refuses max_batch_size=1 (ValueError at
 # import, which `bentoml serve <bento tag>` reports as a confusing "Attribute ... not found").

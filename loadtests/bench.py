@@ -38,7 +38,7 @@ from loadtests import bench_report as report
 from loadtests import bench_servers as srv
 from loadtests import clips as audio
 from loadtests.bench_container import container_cold_start
-from ser.settings import usable_cpus
+from ser.settings import WORKER_ENVS, usable_cpus
 
 BIN, REPO = srv.BIN, srv.REPO
 
@@ -176,9 +176,12 @@ def run_servers(bento: str, env: dict, bodies: Path, tmp: Path, args) -> dict:
     )
     srv.stop(cold_only.proc)
     try:
-        batched_env = own_home("batched")
+        # The image declares the service's envs (bentofile.yaml, service.py), so ser.prefork starts
+        # once; without them it restarts itself to apply them, a second import (ser/prefork.py).
+        image_envs = {e["name"]: e["value"] for e in WORKER_ENVS}
+        batched_env = {**own_home("batched"), **image_envs}
         servers.append(start_server("batched", serve, batched_env, bodies, tmp, cwd=tmp, batching=True))
-        unbatched_env = {**own_home("unbatched"), "SER_MAX_BATCH_SIZE": "1"}
+        unbatched_env = {**own_home("unbatched"), **image_envs, "SER_MAX_BATCH_SIZE": "1"}
         servers.append(start_server("unbatched", serve, unbatched_env, bodies, tmp, cwd=tmp, batching=True))
         servers.append(start_server("peer", peer, env, bodies, tmp, cwd=REPO, batching=False))
         for c in args.levels:
