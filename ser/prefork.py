@@ -83,7 +83,8 @@ def load_service(bento: str):
     from bentoml._internal.utils.uri import join_paths
     from bentoml.serving import ensure_prometheus_dir
 
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", ensure_prometheus_dir())
+    # As `bentoml serve`: a fresh multiprocess directory, which every forked worker inherits.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = ensure_prometheus_dir()
     configure_server_logging()
     svc = load(bento, standalone_load=True)
     server_context.service_type = "entry_service"
