@@ -8,8 +8,9 @@ Training stores librosa's filterbank matrix with the model; serving registers it
 (`register_mel_filterbank`) and so needs no librosa at all, nor scipy unless the model uses
 deltas (`scipy.signal`, imported then). numpy's FFT, not scipy's: importing `scipy.fft` took
 0.24 s of each worker's cold start in the image (it imports scipy.special and its array-API
-layer), and numpy's float64 rfft costs ~0.07 ms more per 2 s clip (numpy's float32 FFT is several
-times slower than either, so frames go through float64).
+layer), and numpy's float64 rfft is only a little slower per clip (timed once when switching:
++0.07 ms per 2 s clip; numpy's float32 FFT is several times slower than either, so frames go
+through float64).
 """
 
 from __future__ import annotations

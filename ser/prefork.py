@@ -64,8 +64,12 @@ def pre_fork(server, worker) -> None:
 
 def post_fork(server, worker) -> None:
     from bentoml._internal.context import server_context
+    from bentoml._internal.log import _component_name
 
     server_context.worker_index = worker.ser_index  # Metrics' worker_index and the log prefix.
+    # BentoML caches the log prefix on first use, and loading a bento directory logs before the
+    # context is set: without this every worker logs as "[]" (BentoML's worker sets it first).
+    _component_name.cache_clear()
 
 
 def child_exit(server, worker) -> None:

@@ -206,6 +206,9 @@ def test_container_matches_bentoml_serve_and_behaves(built, tmp_path):
         # one killed is forked again and the container keeps answering.
         before = _container_workers(name, env)
         assert len(before) == 2, before
+        logs = subprocess.run([ENGINE, "logs", name], capture_output=True, text=True, env=env)
+        for index in (1, 2):  # Each worker's lines carry its name and index, as under `bentoml serve`.
+            assert f"[entry_service:ser:{index}] Service ser initialized" in logs.stdout + logs.stderr
         kill = f"import os, signal; os.kill({before[0]}, signal.SIGKILL)"
         subprocess.run([ENGINE, "exec", name, "python", "-c", kill], env=env, check=True)
         deadline, after = time.time() + 30, []
