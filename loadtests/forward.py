@@ -3,9 +3,12 @@
     python -m loadtests.forward --model ser_lstm:latest            # a table
     python -m loadtests.forward --model ser_lstm:latest --json out.json
 
-For each runtime (`litert`, `keras`): seconds to import + load + run the first forward (what a
-cold start pays in the model process), then clips/s of ``forward`` at batch sizes 1, 4, 16, 64 on
-zero-padded random inputs, each for ``--seconds``.
+For each runtime (`litert` as served: XNNPACK from batch 8; the same export with built-in kernels
+only, or with XNNPACK at every batch size; `keras`): seconds
+to import + load + run the first forward (what a cold start pays in the model process), clips/s
+of ``forward`` at batch sizes 1, 4, 16, 64 on zero-padded random inputs, each for ``--seconds``,
+then at a mix of batch sizes 1–16 in turn (as an adaptive batcher forms them), and the process's
+peak RSS after all of it.
 """
 
 from __future__ import annotations
@@ -19,19 +22,25 @@ import time
 from pathlib import Path
 
 BATCHES = (1, 4, 16, 64)
+RUNTIMES = ("litert", "litert-plain", "litert-xnnpack", "keras")
+XNNPACK_FROM = {"litert-plain": 1 << 30, "litert-xnnpack": 1}  # Variants of ser.runtime's choice.
 
 
 def _child(model: str, runtime: str, seconds: float) -> dict:
     started = time.perf_counter()
+    import resource
+
     import numpy as np
 
     from ser.export import probe_inputs
-    from ser.runtime import load
+    from ser.runtime import LiteRTRunner, load
 
-    predictor = load(model, runtime)
+    predictor = load(model, runtime.split("-")[0])
+    if runtime in XNNPACK_FROM:
+        predictor.runner = LiteRTRunner(predictor.runner.model_path, xnnpack_from=XNNPACK_FROM[runtime])
     shape = predictor.spec.features.input_shape
     predictor.forward(np.zeros((1, *shape), np.float32))
-    out = {"runtime": predictor.runtime, "load_s": round(time.perf_counter() - started, 2), "clips_per_s": {}}
+    out = {"runtime": runtime, "load_s": round(time.perf_counter() - started, 2), "clips_per_s": {}}
     for n in BATCHES:
         x = probe_inputs(shape, n=n, seed=n)
         predictor.forward(x)
@@ -40,10 +49,19 @@ def _child(model: str, runtime: str, seconds: float) -> dict:
             predictor.forward(x)
             done += n
         out["clips_per_s"][str(n)] = round(done / (time.perf_counter() - t0))
+    sizes = np.random.default_rng(0).integers(1, 17, 64)
+    mixed = [probe_inputs(shape, n=int(n), seed=i) for i, n in enumerate(sizes)]
+    done, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for x in mixed:
+            predictor.forward(x)
+            done += len(x)
+    out["clips_per_s"]["mixed"] = round(done / (time.perf_counter() - t0))
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return out
 
 
-def measure(model: str, runtimes=("litert", "keras"), seconds: float = 3.0) -> list[dict]:
+def measure(model: str, runtimes=RUNTIMES, seconds: float = 3.0) -> list[dict]:
     results = []
     for runtime in runtimes:
         env = {**os.environ, "SER_TF_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -67,10 +85,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     results = measure(args.model, seconds=args.seconds)
-    print("runtime  load+first forward (s)  " + "  ".join(f"batch {n:>2}" for n in BATCHES) + "   (clips/s)")
+    columns = [*map(str, BATCHES), "mixed"]
+    head = "  ".join(f"batch {n:>2}" if n != "mixed" else "mix 1-16" for n in columns)
+    print(f"{'runtime':<15} load+first forward (s)  {head}   (clips/s)  peak RSS (MB)")
     for r in results:
-        rates = "  ".join(f"{r['clips_per_s'][str(n)]:>8}" for n in BATCHES)
-        print(f"{r['runtime']:<8} {r['load_s']:>22.2f}  {rates}")
+        rates = "  ".join(f"{r['clips_per_s'][n]:>8}" for n in columns)
+        print(f"{r['runtime']:<15} {r['load_s']:>22.2f}  {rates}  {r['peak_rss_mb']:>13}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return results

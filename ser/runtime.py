@@ -26,13 +26,22 @@ from ser.spec import LITERT_FILE, ModelSpec, register_model_mel
 logger = logging.getLogger(__name__)
 
 RUNTIMES = ("litert", "keras")
+MAX_BUCKET = 64  # Largest batch one interpreter runs (SER_MAX_BATCH_SIZE's default); more are split.
+XNNPACK_FROM = 8  # Smallest batch bucket run with the XNNPACK delegate (LiteRTRunner says why).
 
 
 class LiteRTRunner:
-    """One LiteRT interpreter: float32 inputs (n, ...) → outputs (n, ...), thread-safe.
+    """LiteRT interpreters: float32 inputs (n, ...) → outputs (n, ...), thread-safe.
 
-    With a dynamic batch the input is resized only when the batch size changes (~0.8 ms);
-    a model exported with a fixed batch of 1 runs row by row.
+    A dynamic-batch model gets one interpreter per batch size bucket (powers of two up to
+    ``max_batch``, each made on first use), and a batch is zero-padded up to its bucket: resizing
+    one interpreter to each batch the adaptive batcher forms cost ~5 ms per resize (the resize
+    and the first call after it), more than the model itself at batch 8. Buckets below
+    ``xnnpack_from`` run LiteRT's built-in kernels, larger ones its XNNPACK delegate: on this
+    unrolled LSTM XNNPACK is ~2.5× slower at batch 1 and ~2× faster from batch 16, and each
+    XNNPACK interpreter holds its own packed weights (~28 MB), so small buckets stay without it.
+    `python -m loadtests.forward` measures all three choices. A model exported with a fixed
+    batch of 1 runs row by row.
     """
 
     def __init__(
@@ -42,38 +51,60 @@ class LiteRTRunner:
         model_content: bytes | None = None,
         dynamic: bool | None = None,
         threads: int = 1,
+        max_batch: int = MAX_BUCKET,
+        xnnpack_from: int = XNNPACK_FROM,
     ) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        self._interpreter = Interpreter(
-            model_path=None if model_path is None else str(model_path),
-            model_content=model_content,
-            num_threads=threads,
-        )
-        self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]
+        self.model_path = None if model_path is None else str(model_path)
+        self._source = {"model_path": self.model_path, "model_content": model_content}
+        self._threads, self.xnnpack_from = threads, xnnpack_from
+        first = self._interpreter(1)
+        self._input = first.get_input_details()[0]
+        self._output = first.get_output_details()[0]
         signature = self._input["shape_signature"]
         self.dynamic = bool(signature[0] == -1) if dynamic is None else dynamic
         self.input_shape = tuple(int(d) for d in self._input["shape"][1:])
-        self._batch = int(self._input["shape"][0])
-        self._interpreter.allocate_tensors()
+        self.max_batch = max_batch if self.dynamic else 1
+        self._buckets: dict[int, object] = {}
+        if not self.dynamic or int(self._input["shape"][0]) == 1:
+            first.allocate_tensors()
+            self._buckets[1] = first
         self._lock = threading.Lock()
 
+    def _interpreter(self, size: int):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        plain = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        resolver = OpResolverType.AUTO if size >= self.xnnpack_from else plain
+        return Interpreter(**self._source, num_threads=self._threads, experimental_op_resolver_type=resolver)
+
+    def bucket(self, n: int) -> int:
+        """The batch size ``n`` inputs run at: the next power of two, at most ``max_batch``."""
+        return min(1 << max(n - 1, 0).bit_length(), self.max_batch)
+
+    def _bucket_interpreter(self, size: int):
+        interpreter = self._buckets.get(size)
+        if interpreter is None:
+            interpreter = self._interpreter(size)
+            interpreter.resize_tensor_input(self._input["index"], [size, *self.input_shape])
+            interpreter.allocate_tensors()
+            self._buckets[size] = interpreter
+        return interpreter
+
     def _invoke(self, x: np.ndarray) -> np.ndarray:
-        if len(x) != self._batch:
-            self._interpreter.resize_tensor_input(self._input["index"], [len(x), *self.input_shape])
-            self._interpreter.allocate_tensors()
-            self._batch = len(x)
-        self._interpreter.set_tensor(self._input["index"], x)
-        self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output["index"]).copy()
+        n, size = len(x), self.bucket(len(x))
+        if n < size:  # Zero rows are fully masked inputs: they cost time, not correctness.
+            x = np.concatenate([x, np.zeros((size - len(x), *self.input_shape), np.float32)])
+        interpreter = self._bucket_interpreter(size)
+        interpreter.set_tensor(self._input["index"], x)
+        interpreter.invoke()
+        return interpreter.get_tensor(self._output["index"])[:n].copy()
 
     def run(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, np.float32)
+        n = len(x)
         with self._lock:
-            if self.dynamic:
-                return self._invoke(x)
-            return np.concatenate([self._invoke(x[i : i + 1]) for i in range(len(x))])
+            parts = [self._invoke(x[i : i + self.max_batch]) for i in range(0, n, self.max_batch)]
+        return np.concatenate(parts)[:n] if parts else np.zeros((0, *self._output["shape"][1:]), np.float32)
 
 
 class LiteRTPredictor(BasePredictor):

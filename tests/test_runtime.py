@@ -91,12 +91,35 @@ def test_litert_matches_keras_on_synthetic_clips(exported):
     assert np.allclose(got.sum(axis=1), 1.0, atol=1e-5)
 
 
-@pytest.mark.parametrize("n", [1, 5, MAX_BATCH, MAX_BATCH + 7, 2])  # Resizes up, chunks, resizes down.
+@pytest.mark.parametrize("n", [1, 5, MAX_BATCH, MAX_BATCH + 7, 2])  # Pads, chunks, pads again.
 def test_litert_matches_keras_on_padded_batches(exported, n):
     model, spec, folder, _ = exported
     predictor = LiteRTPredictor(folder / LITERT_FILE, spec)
     x = probe_inputs(spec.features.input_shape, n=n, seed=n)
     assert np.abs(predictor.forward(x) - np.asarray(model(x, training=False))).max() <= TOLERANCE
+
+
+def test_runner_pads_to_bucket_interpreters_made_once(exported):
+    """Batches run zero-padded on one interpreter per power-of-two size; rows answer as run alone."""
+    model, spec, folder, _ = exported
+    runner = LiteRTRunner(folder / LITERT_FILE, max_batch=8)
+    assert [runner.bucket(n) for n in (1, 2, 3, 5, 8, 9, 100)] == [1, 2, 4, 8, 8, 8, 8]
+    x = probe_inputs(spec.features.input_shape, n=11, seed=3)
+    alone = np.concatenate([runner.run(x[i : i + 1]) for i in range(len(x))])
+    for n in (3, 11, 3, 5):  # 3 → 4; 11 → 8 + 4 (4 made once, then reused).
+        assert np.abs(runner.run(x[:n]) - alone[:n]).max() <= 1e-5
+    assert sorted(runner._buckets) == [1, 4, 8]
+    assert runner.run(x[:0]).shape == (0, len(spec.labels))
+    assert np.abs(alone - np.asarray(model(x, training=False))).max() <= TOLERANCE
+
+
+def test_runner_with_or_without_xnnpack_answers_the_same(exported):
+    _, spec, folder, _ = exported
+    x = probe_inputs(spec.features.input_shape, n=6, seed=4)
+    plain = LiteRTRunner(folder / LITERT_FILE, xnnpack_from=1 << 30)
+    xnn = LiteRTRunner(folder / LITERT_FILE, xnnpack_from=1)
+    assert np.abs(plain.run(x) - xnn.run(x)).max() <= TOLERANCE
+    assert np.abs(plain.run(x[:1]) - xnn.run(x[:1])).max() <= TOLERANCE
 
 
 def test_unrolled_copy_keeps_the_masked_mean():
