@@ -38,7 +38,7 @@ from ser.compat import (
 )
 from ser.errors import BadRequestError, SERError
 from ser.features import warm_up
-from ser.memory import trim_heap_every
+from ser.memory import freeze_startup_objects, trim_heap_every
 from ser.pipeline import Inputs, clip_inputs, timeline_inputs
 from ser.predictor import MAX_BATCH, clip_result, prepare
 from ser.security import install_middlewares
@@ -100,6 +100,7 @@ class SER:
         self.predictor.forward(np.zeros((1, *self.spec.features.input_shape), np.float32))  # Warm.
         self._model_lock = threading.Lock()
         trim_heap_every(HEAP_TRIM_S)
+        freeze_startup_objects()  # Imports and model: never walked by a full collection again.
         self.ready = True
 
     def __is_ready__(self) -> bool:

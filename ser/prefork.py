@@ -157,6 +157,9 @@ def main(argv: list[str] | None = None) -> None:
         rest = argv if argv is not None else sys.argv[1:]
         os.execve(sys.executable, [sys.executable, "-m", MODULE, *rest], env)
     app = svc.to_asgi(is_main=True)
+    from ser.memory import freeze_startup_objects
+
+    freeze_startup_objects()  # The shared import: not walked, nor its pages copied, by workers' GC.
     Prefork(app, options(svc, args.host, args.port, args.workers)).run()
 
 
