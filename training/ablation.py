@@ -1,6 +1,6 @@
 """What each change buys on the speaker-independent TESS protocol (the README's ablation table).
 
-    python -m training.ablation --data ../shared/data/tess                 # every variant (~1.5 h on 2 cores)
+    python -m training.ablation --data ../shared/data/tess                 # every variant (~3 h on 2 cores)
     python -m training.ablation --data ../shared/data/tess --only speed4   # one
 
 Each variant is the default preset with one or two settings changed; each runs the protocol of
@@ -46,6 +46,26 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "speed4_noise": (
         "speed 0.8×–1.25× and noise at 20 dB SNR",
         {"augment": (*SPEED4, "noise_20db")},
+    ),
+    "pitch4": (
+        "pitch shift ±1 and ±2 semitones at the same tempo, no speed perturbation",
+        {"augment": ("pitch_-2", "pitch_-1", "pitch_1", "pitch_2")},
+    ),
+    "speed4_pitch2": (
+        "speed 0.8×–1.25× and pitch shift ±2 semitones at the same tempo",
+        {"augment": (*SPEED4, "pitch_-2", "pitch_2")},
+    ),
+    "speed4_dropout05": (
+        "speed 0.8×–1.25×, dropout 0.5 instead of 0.3",
+        {"augment": SPEED4, "dropout": 0.5},
+    ),
+    "speed4_units32": (
+        "speed 0.8×–1.25×, 32 LSTM units per direction instead of 64",
+        {"augment": SPEED4, "units": 32},
+    ),
+    "speed4_units16": (
+        "speed 0.8×–1.25×, 16 LSTM units per direction instead of 64",
+        {"augment": SPEED4, "units": 16},
     ),
     "speed6": (
         "speed perturbation 0.7×–1.4×",

@@ -34,7 +34,8 @@ def cache_root() -> Path:
 # Training accepts longer files than the service (the data report flags them); no upload limit.
 TRAIN_LIMITS = AudioLimits(max_bytes=1 << 31, max_duration_s=60.0, min_duration_s=0.1)
 # Augmentations: speed perturbation (changes pitch, formants and tempo together, like a
-# different vocal tract) and additive noise. Gain needs none: loudness is normalised.
+# different vocal tract), pitch shift at the same tempo and additive noise. Gain needs none:
+# loudness is normalised.
 AUGMENTATIONS: dict[str, dict] = {
     "speed_0.7": {"speed": 0.7},
     "speed_0.8": {"speed": 0.8},
@@ -43,6 +44,12 @@ AUGMENTATIONS: dict[str, dict] = {
     "speed_1.25": {"speed": 1.25},
     "speed_1.4": {"speed": 1.4},
     "noise_20db": {"snr_db": 20.0},
+    # Pitch shift at the same tempo (librosa's phase vocoder + resampling): pitch and formants
+    # move, the speaking rate, itself an emotion cue, does not.
+    "pitch_-2": {"semitones": -2.0},
+    "pitch_-1": {"semitones": -1.0},
+    "pitch_1": {"semitones": 1.0},
+    "pitch_2": {"semitones": 2.0},
 }
 
 
@@ -61,6 +68,10 @@ def _augment(y: np.ndarray, name: str, seed: int, sr: int) -> np.ndarray:
     params = AUGMENTATIONS[name]
     if "speed" in params:
         return resample(y, int(sr * params["speed"]), sr)
+    if "semitones" in params:
+        import librosa  # Training only.
+
+        return librosa.effects.pitch_shift(y, sr=sr, n_steps=params["semitones"]).astype(np.float32)
     rng = np.random.default_rng(seed)
     rms = np.sqrt(np.mean(y.astype(np.float64) ** 2))
     noise = rng.standard_normal(len(y)) * rms / 10 ** (params["snr_db"] / 20)

@@ -1,0 +1,49 @@
+"""training.data augmentations: what each one changes, and what it leaves alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.data import AUGMENTATIONS, _augment
+
+SR = 16_000
+
+
+def tone(hz: float, seconds: float = 1.0) -> np.ndarray:
+    t = np.arange(int(SR * seconds)) / SR
+    return (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def peak_hz(y: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+    return float(np.fft.rfftfreq(len(y), 1 / SR)[np.argmax(spectrum)])
+
+
+@pytest.mark.parametrize("name", sorted(AUGMENTATIONS))
+def test_every_augmentation_gives_finite_float32_audio(name):
+    y = _augment(tone(220.0), name, seed=0, sr=SR)
+    assert y.dtype == np.float32 and np.isfinite(y).all() and len(y) > 0
+
+
+@pytest.mark.parametrize("speed", [0.8, 1.25])
+def test_speed_changes_length_and_pitch_together(speed):
+    y = _augment(tone(220.0), f"speed_{speed}", seed=0, sr=SR)
+    assert len(y) == pytest.approx(SR / speed, rel=0.01)
+    assert peak_hz(y) == pytest.approx(220.0 * speed, rel=0.02)
+
+
+@pytest.mark.parametrize("semitones", [-2, -1, 1, 2])
+def test_pitch_shift_keeps_the_tempo(semitones):
+    y = _augment(tone(220.0), f"pitch_{semitones}", seed=0, sr=SR)
+    assert len(y) == SR  # Same duration: the speaking rate is untouched.
+    assert peak_hz(y) == pytest.approx(220.0 * 2 ** (semitones / 12), rel=0.02)
+
+
+def test_noise_is_at_its_snr_and_seeded():
+    clean = tone(220.0)
+    a, b = (_augment(clean, "noise_20db", seed=7, sr=SR) for _ in range(2))
+    assert np.array_equal(a, b)
+    snr = 10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean((a - clean).astype(np.float64) ** 2))
+    assert snr == pytest.approx(20.0, abs=0.5)
+    assert not np.array_equal(a, _augment(clean, "noise_20db", seed=8, sr=SR))
