@@ -3,8 +3,9 @@
     python -m loadtests.forward --model ser_lstm:latest            # a table
     python -m loadtests.forward --model ser_lstm:latest --json out.json
 
-For each runtime (`litert` as served: XNNPACK from batch 8; the same export with built-in kernels
-only, or with XNNPACK at every batch size; `keras`): seconds
+For each runtime (`litert` as served: XNNPACK from batch 32; the same export with built-in kernels
+only, or with XNNPACK at every batch size; one XNNPACK interpreter resized to each batch, as
+before; `keras`): seconds
 to import + load + run the first forward (what a cold start pays in the model process), clips/s
 of ``forward`` at batch sizes 1, 4, 16, 64 on zero-padded random inputs, each for ``--seconds``,
 then at a mix of batch sizes 1–16 in turn (as an adaptive batcher forms them), and the process's
@@ -22,8 +23,29 @@ import time
 from pathlib import Path
 
 BATCHES = (1, 4, 16, 64)
-RUNTIMES = ("litert", "litert-plain", "litert-xnnpack", "keras")
+RUNTIMES = ("litert", "litert-plain", "litert-xnnpack", "litert-resizing", "keras")
 XNNPACK_FROM = {"litert-plain": 1 << 30, "litert-xnnpack": 1}  # Variants of ser.runtime's choice.
+
+
+class ResizingRunner:
+    """The runtime before batch buckets: one XNNPACK interpreter, resized whenever the batch changes."""
+
+    def __init__(self, path: str) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=path, num_threads=1)
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self.batch = None
+
+    def run(self, x):
+        if len(x) != self.batch:
+            self.interpreter.resize_tensor_input(self.input["index"], list(x.shape))
+            self.interpreter.allocate_tensors()
+            self.batch = len(x)
+        self.interpreter.set_tensor(self.input["index"], x)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output["index"]).copy()
 
 
 def _child(model: str, runtime: str, seconds: float) -> dict:
@@ -38,6 +60,8 @@ def _child(model: str, runtime: str, seconds: float) -> dict:
     predictor = load(model, runtime.split("-")[0])
     if runtime in XNNPACK_FROM:
         predictor.runner = LiteRTRunner(predictor.runner.model_path, xnnpack_from=XNNPACK_FROM[runtime])
+    elif runtime == "litert-resizing":
+        predictor.runner = ResizingRunner(predictor.runner.model_path)
     shape = predictor.spec.features.input_shape
     predictor.forward(np.zeros((1, *shape), np.float32))
     out = {"runtime": runtime, "load_s": round(time.perf_counter() - started, 2), "clips_per_s": {}}

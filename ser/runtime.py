@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 RUNTIMES = ("litert", "keras")
 MAX_BUCKET = 64  # Largest batch one interpreter runs (SER_MAX_BATCH_SIZE's default); more are split.
-XNNPACK_FROM = 8  # Smallest batch bucket run with the XNNPACK delegate (LiteRTRunner says why).
+XNNPACK_FROM = 32  # Smallest batch bucket run with the XNNPACK delegate (LiteRTRunner says why).
 
 
 class LiteRTRunner:
@@ -38,8 +38,9 @@ class LiteRTRunner:
     one interpreter to each batch the adaptive batcher forms cost ~5 ms per resize (the resize
     and the first call after it), more than the model itself at batch 8. Buckets below
     ``xnnpack_from`` run LiteRT's built-in kernels, larger ones its XNNPACK delegate: on this
-    unrolled LSTM XNNPACK is ~2.5× slower at batch 1 and ~2× faster from batch 16, and each
-    XNNPACK interpreter holds its own packed weights (~28 MB), so small buckets stay without it.
+    unrolled LSTM XNNPACK is ~2× slower at batch 1 and ~2× faster at batch 32–64, but each
+    XNNPACK interpreter packs its own copy of the weights (~30 MB; `make bench` found workers
+    ~120 MB larger after load with it from batch 8), so only the buckets heavy load forms use it.
     `python -m loadtests.forward` measures all three choices. A model exported with a fixed
     batch of 1 runs row by row.
     """
