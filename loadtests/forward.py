@@ -5,11 +5,10 @@
 
 For each runtime (`litert` as served: XNNPACK from batch 32; the same export with built-in kernels
 only, or with XNNPACK at every batch size; one XNNPACK interpreter resized to each batch, as
-before; `keras`): seconds
-to import + load + run the first forward (what a cold start pays in the model process), clips/s
-of ``forward`` at batch sizes 1, 4, 16, 64 on zero-padded random inputs, each for ``--seconds``,
-then at a mix of batch sizes 1–16 in turn (as an adaptive batcher forms them), and the process's
-peak RSS after all of it.
+before; `keras`): seconds to import + load + run the first forward (what a cold start pays in the
+model process), clips/s of ``forward`` at batch sizes 1, 4, 16, 64 on zero-padded random inputs,
+each for ``--seconds``, then at a mix of batch sizes 1–16 in turn (as an adaptive batcher forms
+them), and the process's peak RSS after all of it.
 """
 
 from __future__ import annotations

@@ -30,6 +30,8 @@ from typing import ClassVar
 from gunicorn.app.base import BaseApplication
 from uvicorn_worker import UvicornWorker
 
+from ser.memory import freeze_startup_objects
+
 logger = logging.getLogger("ser.prefork")
 MODULE = "ser.prefork"  # Not __name__, which is "__main__" under `python -m`.
 REEXEC_MARK = "SER_PREFORK_REEXEC"  # Set on the one re-exec that applies the service's envs.
@@ -157,8 +159,6 @@ def main(argv: list[str] | None = None) -> None:
         rest = argv if argv is not None else sys.argv[1:]
         os.execve(sys.executable, [sys.executable, "-m", MODULE, *rest], env)
     app = svc.to_asgi(is_main=True)
-    from ser.memory import freeze_startup_objects
-
     freeze_startup_objects()  # The shared import: not walked, nor its pages copied, by workers' GC.
     Prefork(app, options(svc, args.host, args.port, args.workers)).run()
 

@@ -94,7 +94,7 @@ class LiteRTRunner:
     def _invoke(self, x: np.ndarray) -> np.ndarray:
         n, size = len(x), self.bucket(len(x))
         if n < size:  # Zero rows are fully masked inputs: they cost time, not correctness.
-            x = np.concatenate([x, np.zeros((size - len(x), *self.input_shape), np.float32)])
+            x = np.concatenate([x, np.zeros((size - n, *self.input_shape), np.float32)])
         interpreter = self._bucket_interpreter(size)
         interpreter.set_tensor(self._input["index"], x)
         interpreter.invoke()
@@ -105,7 +105,7 @@ class LiteRTRunner:
         n = len(x)
         with self._lock:
             parts = [self._invoke(x[i : i + self.max_batch]) for i in range(0, n, self.max_batch)]
-        return np.concatenate(parts)[:n] if parts else np.zeros((0, *self._output["shape"][1:]), np.float32)
+        return np.concatenate(parts) if parts else np.zeros((0, *self._output["shape"][1:]), np.float32)
 
 
 class LiteRTPredictor(BasePredictor):
