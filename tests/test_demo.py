@@ -479,6 +479,7 @@ def _save_small_png(driver, path: Path, width: int = 1200) -> None:
 
 
 def test_browser_upload_shows_the_emotion(server: Server, clips: Clips, browser, tmp_path):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -486,7 +487,9 @@ def test_browser_upload_shows_the_emotion(server: Server, clips: Clips, browser,
         return driver.find_element(By.ID, "ser-status").text
 
     browser.get(f"{server.url}/ui/")
-    wait = WebDriverWait(browser, TIMEOUT)
+    # Gradio re-renders components while an output updates: an element found a moment ago may be
+    # gone when asked about, so a wait asks again instead of failing on a stale reference.
+    wait = WebDriverWait(browser, TIMEOUT, ignored_exceptions=(StaleElementReferenceException,))
     file_input = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#ser-audio input[type=file]"))
     file_input.send_keys(str(clips.long))  # A synthetic clip: the screenshot is commit-safe.
     wait.until(lambda d: "confidence" in status_text(d))

@@ -443,6 +443,7 @@ def test_server_demo_works_in_a_browser_logged_in_with_the_key(server, tmp_path)
     if not chromium or not chromedriver:
         pytest.skip("chromium or chromedriver not installed (apt-get install chromium chromium-driver)")
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (dev extra)")
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -469,7 +470,8 @@ def test_server_demo_works_in_a_browser_logged_in_with_the_key(server, tmp_path)
             "Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {login}"}}
         )
         driver.get(f"{server.url}/ui/")
-        wait = WebDriverWait(driver, 60)
+        # Gradio swaps elements as outputs update: a stale reference means look again.
+        wait = WebDriverWait(driver, 60, ignored_exceptions=(StaleElementReferenceException,))
         wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#ser-audio input[type=file]")).send_keys(
             str(clip)
         )

@@ -5,7 +5,9 @@ Both servers: `bentoml serve` and `python -m ser.prefork` (the image's command).
 from __future__ import annotations
 
 import concurrent.futures
+import http.client
 import os
+import select
 import signal
 import subprocess
 import time
@@ -34,21 +36,34 @@ def test_sigterm_answers_in_flight_requests_and_exits_quickly(server, trained_st
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, proc, log_path)
-        clip = ("long.wav", encode(tone(25.0)))
+        # 60 s timelines take ~0.25 s each here: 8 of them keep 2 workers busy for ~1 s.
+        clip = ("long.wav", encode(tone(60.0)))
         assert requests.post(f"{url}/timeline", files={"audio": clip}, timeout=60).status_code == 200
+        # Each request is connected and completely sent before SIGTERM, so all 8 are in flight:
+        # a client thread still connecting when the listener closes would be refused, rightly.
+        request = requests.Request("POST", f"{url}/timeline", files={"audio": clip}).prepare()
+        connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _ in range(8)]
+        for conn in connections:
+            conn.request("POST", "/timeline", body=request.body, headers=dict(request.headers))
+        time.sleep(0.2)  # Let the server's event loops accept what the kernel has queued.
+        answered, _, _ = select.select([c.sock for c in connections], [], [], 0)
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            futures = [
-                pool.submit(requests.post, f"{url}/timeline", files={"audio": clip}, timeout=60)
-                for _ in range(8)
-            ]
-            time.sleep(0.3)  # Let them reach the server.
+            futures = [pool.submit(_status, conn) for conn in connections]
             started = time.time()
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
             exited_in = time.time() - started
-            statuses = [f.result().status_code for f in futures]
+            statuses = [f.result() for f in futures]
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+    assert len(answered) < 8, "every request was answered before SIGTERM: nothing was in flight"
     assert statuses == [200] * 8, statuses
     assert exited_in < 5.0, f"exited {exited_in:.1f} s after SIGTERM"
+
+
+def _status(conn: http.client.HTTPConnection) -> int:
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response.status
