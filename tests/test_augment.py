@@ -40,6 +40,13 @@ def test_pitch_shift_keeps_the_tempo(semitones):
     assert peak_hz(y) == pytest.approx(220.0 * 2 ** (semitones / 12), rel=0.02)
 
 
+@pytest.mark.parametrize("rate", [0.8, 1.25])
+def test_tempo_changes_length_and_keeps_the_pitch(rate):
+    y = _augment(tone(220.0), f"tempo_{rate}", seed=0, sr=SR)
+    assert len(y) == pytest.approx(SR / rate, rel=0.01)
+    assert peak_hz(y) == pytest.approx(220.0, rel=0.02)
+
+
 def test_noise_is_at_its_snr_and_seeded():
     clean = tone(220.0)
     a, b = (_augment(clean, "noise_20db", seed=7, sr=SR) for _ in range(2))

@@ -2,6 +2,7 @@
 
     python -m training.ablation --data ../shared/data/tess                 # every variant (~3 h on 2 cores)
     python -m training.ablation --data ../shared/data/tess --only speed4   # one
+    python -m training.ablation --data ../shared/data/tess --only speed4 --seed 1   # another seed
 
 Each variant is the default preset with one or two settings changed; each runs the protocol of
 `training.evaluate --protocol speaker` (train on one speaker, test on the other, both ways) with
@@ -55,6 +56,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "speed 0.8×–1.25× and pitch shift ±2 semitones at the same tempo",
         {"augment": (*SPEED4, "pitch_-2", "pitch_2")},
     ),
+    "tempo4": (
+        "time stretch 0.8×–1.25× at the same pitch, no speed perturbation",
+        {"augment": ("tempo_0.8", "tempo_0.9", "tempo_1.1", "tempo_1.25")},
+    ),
     "speed4_dropout05": (
         "speed 0.8×–1.25×, dropout 0.5 instead of 0.3",
         {"augment": SPEED4, "dropout": 0.5},
@@ -79,6 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--data", required=True)
     p.add_argument("--only", nargs="+", choices=sorted(VARIANTS), default=None)
     p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--seed", type=int, default=0, help="seed of the splits, training and augmentation")
     p.add_argument("--out", type=Path, default=Path("reports/ablation"))
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -97,6 +103,8 @@ def main(argv: list[str] | None = None) -> dict:
                 name,
                 "--epochs",
                 str(args.epochs),
+                "--seed",
+                str(args.seed),
                 "--json",
                 str(args.out / f"{name}.json"),
                 *changes.get("args", ()),

@@ -34,8 +34,8 @@ def cache_root() -> Path:
 # Training accepts longer files than the service (the data report flags them); no upload limit.
 TRAIN_LIMITS = AudioLimits(max_bytes=1 << 31, max_duration_s=60.0, min_duration_s=0.1)
 # Augmentations: speed perturbation (changes pitch, formants and tempo together, like a
-# different vocal tract), pitch shift at the same tempo and additive noise. Gain needs none:
-# loudness is normalised.
+# different vocal tract), pitch shift at the same tempo, tempo at the same pitch and additive
+# noise. Gain needs none: loudness is normalised.
 AUGMENTATIONS: dict[str, dict] = {
     "speed_0.7": {"speed": 0.7},
     "speed_0.8": {"speed": 0.8},
@@ -50,6 +50,12 @@ AUGMENTATIONS: dict[str, dict] = {
     "pitch_-1": {"semitones": -1.0},
     "pitch_1": {"semitones": 1.0},
     "pitch_2": {"semitones": 2.0},
+    # Time stretch at the same pitch (librosa's phase vocoder): only the speaking rate moves, the
+    # third of what speed perturbation changes at once. Rates above 1 speak faster.
+    "tempo_0.8": {"rate": 0.8},
+    "tempo_0.9": {"rate": 0.9},
+    "tempo_1.1": {"rate": 1.1},
+    "tempo_1.25": {"rate": 1.25},
 }
 
 
@@ -72,6 +78,10 @@ def _augment(y: np.ndarray, name: str, seed: int, sr: int) -> np.ndarray:
         import librosa  # Training only.
 
         return librosa.effects.pitch_shift(y, sr=sr, n_steps=params["semitones"]).astype(np.float32)
+    if "rate" in params:
+        import librosa  # Training only.
+
+        return librosa.effects.time_stretch(y, rate=params["rate"]).astype(np.float32)
     rng = np.random.default_rng(seed)
     rms = np.sqrt(np.mean(y.astype(np.float64) ** 2))
     noise = rng.standard_normal(len(y)) * rms / 10 ** (params["snr_db"] / 20)
