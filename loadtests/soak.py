@@ -4,14 +4,15 @@
     python -m loadtests.soak load --url http://127.0.0.1:3000/predict --bodies DIR \\
         --concurrency 8 --duration 20 --out load.json          # one load phase (tests/test_faults.py)
 
-``run`` serves the model itself (`bentoml serve service:SER` on a free port, SER_* settings and
-BENTOML_HOME from the environment), measures the maximum throughput with a short step-up of
-closed-loop concurrency, then holds an open-loop (Poisson) load at ``--fraction`` (70 %) of it for
-``--minutes``, one load-generator process per minute. Every request is checked (200 and a JSON
-body with an emotion); the server's process tree is sampled for RSS (psutil) every few seconds.
-Passes when no request failed and the tree's RSS grew by less than ``--max-growth`` (5 %) from the
-first soak minute to the last. Writes a Markdown report (default bench/soak.md) and exits 1 on a
-failed check.
+``run`` serves the model itself on a free port (``--server prefork``, the default, is the
+container image's command `python -m ser.prefork service:SER`; ``--server bentoml`` is `bentoml
+serve service:SER`; SER_* settings and BENTOML_HOME from the environment), measures the maximum
+throughput with a short step-up of closed-loop concurrency, then holds an open-loop (Poisson)
+load at ``--fraction`` (70 %) of it for ``--minutes``, one load-generator process per minute.
+Every request is checked (200 and a JSON body with an emotion); the server's process tree is
+sampled for RSS (psutil) every few seconds. Passes when no request failed and the tree's RSS grew
+by less than ``--max-growth`` (5 %) from the first soak minute to the last. Writes a Markdown
+report (default bench/soak.md) and exits 1 on a failed check.
 
 ``load`` is the generator alone, in its own process so it never competes with the server's
 event loop. Bounded: nothing starts after ``--duration``, every request has ``--timeout``, and the
@@ -193,12 +194,10 @@ def tree_rss(pid: int) -> dict[str, int]:
         return {}
     for p in procs:
         try:
-            cmd = " ".join(p.cmdline())
             rss = p.memory_info().rss
         except psutil.Error:
             continue
-        role = "workers" if "--service-name ser " in cmd + " " else "arbiter"
-        out[role] += rss
+        out["arbiter" if p is root else "workers"] += rss
     out["total"] = sum(v for k, v in out.items())
     return dict(out)
 
@@ -215,8 +214,15 @@ def make_bodies(folder: Path, n: int = 16) -> str:
     return source
 
 
-def start_server(port: int, log: Path) -> subprocess.Popen:
-    cmd = [str(Path(sys.executable).parent / "bentoml"), "serve", "service:SER", "--host", "127.0.0.1"]
+SERVERS = {
+    "prefork": [sys.executable, "-m", "ser.prefork", "service:SER"],
+    "bentoml": [str(Path(sys.executable).parent / "bentoml"), "serve", "service:SER"],
+}
+SERVED_BY = {"prefork": "python -m ser.prefork service:SER", "bentoml": "bentoml serve service:SER"}
+
+
+def start_server(port: int, log: Path, server: str = "prefork") -> subprocess.Popen:
+    cmd = [*SERVERS[server], "--host", "127.0.0.1"]
     env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True", "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.setdefault("SER_DEMO", "0")  # As the image serves: no demo, a worker per CPU (gradio_demo/mount.py)
     out = open(log, "w")  # noqa: SIM115 - the server owns it for its life.
@@ -285,7 +291,7 @@ def soak(args: argparse.Namespace) -> int:
     else:
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        proc = start_server(port, work / "serve.log")
+        proc = start_server(port, work / "serve.log", args.server)
         pid = proc.pid
     samples: list[dict] = []
     steps: list[dict] = []
@@ -386,7 +392,7 @@ def render(args, url, source, steps, minutes, samples, rate, failed, total, grow
     lines = [
         "# Soak test",
         "",
-        f"`make soak SOAK_MIN={args.minutes:g}` on {when}; "
+        f"`make soak SOAK_MIN={args.minutes:g}` on {when}, served by `{SERVED_BY[args.server]}`; "
         f"{os.cpu_count()} CPUs ({platform.machine()}), load generator and server on the same machine; "
         f"clips from the {source} corpus (WAV and FLAC, ≤ 5 s) to /predict; model `{model}`.",
         "",
@@ -463,14 +469,19 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("--records", action="store_true", help="include every request in the output")
     load.add_argument("--out", type=Path, default=None)
     run = sub.add_parser("run", help="serve, step up, soak, report")
-    run.add_argument("--minutes", type=float, default=float(os.environ.get("SOAK_MIN", "10")))
+    run.add_argument("--server", choices=sorted(SERVERS), default="prefork", help="prefork: as the image")
+    run.add_argument(
+        "--minutes", type=int, default=int(os.environ.get("SOAK_MIN", "10")), help="whole minutes, ≥ 2"
+    )
     run.add_argument("--fraction", type=float, default=0.7, help="share of the measured maximum to hold")
     run.add_argument("--step-s", type=float, default=10.0, help="seconds per step-up level")
     run.add_argument("--max-growth", type=float, default=0.05, help="largest RSS growth that passes")
     run.add_argument("--url", default=None, help="soak a running service instead (RSS needs --pid)")
-    run.add_argument("--pid", type=int, default=None, help="the running service's `bentoml serve` process")
+    run.add_argument("--pid", type=int, default=None, help="the running service's top process")
     run.add_argument("--out", type=Path, default=REPO / "bench" / "soak.md")
     args = p.parse_args(argv)
+    if args.command == "run" and args.minutes < 2:
+        p.error(f"--minutes {args.minutes}: growth is measured from the first minute to the last, need ≥ 2")
     if args.command == "load":
         load_main(args)
         return 0
