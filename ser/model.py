@@ -21,6 +21,11 @@ class Preset:
     layers: int = 2
     dense: int = 64
     dropout: float = 0.3
+    # Training-only regularisers on the normalised MFCC frames (identity at inference): Gaussian
+    # noise of this standard deviation, and dropout of whole coefficients over all frames
+    # (SpatialDropout1D, a frequency mask in the spirit of SpecAugment).
+    input_noise: float = 0.0
+    channel_dropout: float = 0.0
     learning_rate: float = 1e-3
     augment: tuple[str, ...] = ()  # Names from training.data.AUGMENTATIONS applied to training clips.
     monitor: str = "val_accuracy"  # What the best-validation checkpoint and early stopping watch.
@@ -72,6 +77,10 @@ def build_model(preset: Preset, num_classes: int = NUM_CLASSES):
     else:
         # Padded frames are exactly zero after normalisation; real frames never are.
         x = layers.Masking(mask_value=0.0, name="mask")(inputs)
+        if preset.input_noise:
+            x = layers.GaussianNoise(preset.input_noise, name="input_noise")(x)
+        if preset.channel_dropout:
+            x = layers.SpatialDropout1D(preset.channel_dropout, name="channel_dropout")(x)
         for i in range(preset.layers):
             lstm = layers.LSTM(preset.units, return_sequences=True, name=f"lstm_{i}")
             x = layers.Bidirectional(lstm, name=f"bilstm_{i}")(x)

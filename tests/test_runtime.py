@@ -341,3 +341,26 @@ def test_litert_matches_keras_on_tess(tess_dir, trained_store, monkeypatch):
     finally:
         monkeypatch.undo()
         reset_bentoml_store()
+
+
+def test_training_only_regularisers_are_identity_at_inference_and_export(tmp_path):
+    """Input noise and coefficient dropout change training only; the LiteRT export still matches."""
+    import dataclasses
+
+    import keras
+
+    plain_preset = get_preset("bilstm")
+    preset = dataclasses.replace(plain_preset, input_noise=0.3, channel_dropout=0.2)
+    keras.utils.set_random_seed(2)
+    model, plain = build_model(preset), build_model(plain_preset)
+    weighted = [[layer for layer in m.layers if layer.weights] for m in (model, plain)]
+    for mine, theirs in zip(*weighted, strict=True):  # Same order; auto-names differ per model.
+        mine.set_weights(theirs.get_weights())
+    x = probe_inputs(preset.features.input_shape, n=4)
+    expected = np.asarray(plain(x, training=False))
+    assert np.abs(np.asarray(model(x, training=False)) - expected).max() <= 1e-6
+    assert np.abs(np.asarray(model(x, training=True)) - expected).max() > 1e-3
+    norm = NormStats.fit(x, np.full(len(x), x.shape[1]))
+    runtime = export_model_files(model, ModelSpec(EMOTIONS, preset.features, norm, preset.name), tmp_path)
+    assert runtime["format"] == "litert" and runtime["batch"] == "dynamic"
+    assert runtime["max_abs_diff"] <= TOLERANCE

@@ -72,6 +72,14 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "speed 0.8×–1.25×, 16 LSTM units per direction instead of 64",
         {"augment": SPEED4, "units": 16},
     ),
+    "speed4_noise03": (
+        "speed 0.8×–1.25×, Gaussian noise (σ 0.3) on the normalised MFCC frames while training",
+        {"augment": SPEED4, "input_noise": 0.3},
+    ),
+    "speed4_chdrop02": (
+        "speed 0.8×–1.25×, whole MFCC coefficients dropped (20 %) while training",
+        {"augment": SPEED4, "channel_dropout": 0.2},
+    ),
     "speed6": (
         "speed perturbation 0.7×–1.4×",
         {"augment": ("speed_0.7", "speed_0.8", "speed_0.9", "speed_1.1", "speed_1.25", "speed_1.4")},
