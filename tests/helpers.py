@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
+import select
 import shutil
 import signal
 import socket
@@ -11,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -138,3 +141,32 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
     except ProcessLookupError:
         pass
+
+
+def send_whole_requests(url: str, files: dict, n: int) -> list[http.client.HTTPConnection]:
+    """``n`` POSTs of ``files`` to ``url``, each connected and completely sent before this returns.
+
+    For tests that signal a server with requests in flight: a client thread still connecting when
+    the listener closes would be refused, rightly, and say nothing about the requests in flight.
+    """
+    request = requests.Request("POST", url, files=files).prepare()
+    parts = urllib.parse.urlsplit(url)
+    connections = [http.client.HTTPConnection(parts.hostname, parts.port, timeout=60) for _ in range(n)]
+    for conn in connections:
+        conn.request("POST", parts.path, body=request.body, headers=dict(request.headers))
+    time.sleep(0.2)  # Let the server's event loops accept what the kernel has queued.
+    return connections
+
+
+def answered(connections: list[http.client.HTTPConnection]) -> int:
+    """How many of ``connections`` have a response waiting now."""
+    ready, _, _ = select.select([c.sock for c in connections], [], [], 0)
+    return len(ready)
+
+
+def response_status(conn: http.client.HTTPConnection) -> int:
+    """Wait for ``conn``'s response; its status (the body is read and the connection closed)."""
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response.status

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 from conftest import REPO, encode, tone
-from helpers import free_port, wait_ready
+from helpers import answered, free_port, response_status, send_whole_requests, wait_ready
 
 from loadtests.coldstart import BASE_IMAGE, container_rss
 
@@ -224,21 +224,21 @@ def test_container_matches_bentoml_serve_and_behaves(built, tmp_path):
         assert uid.stdout.strip() not in ("", "0"), f"container runs as uid {uid.stdout.strip()!r}"
 
         # SIGTERM with requests in flight: they are answered and the container exits within 5 s.
-        long_clip = ("long.wav", encode(tone(25.0)))
+        # 60 s timelines (~0.25 s each here): 8 of them keep the 2 workers busy for ~1 s.
+        long_clip = ("long.wav", encode(tone(60.0)))
+        connections = send_whole_requests(f"{url}/timeline", {"audio": long_clip}, 8)
+        answered_before = answered(connections)
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            futures = [
-                pool.submit(requests.post, f"{url}/timeline", files={"audio": long_clip}, timeout=30)
-                for _ in range(8)
-            ]
-            time.sleep(0.3)
+            futures = [pool.submit(response_status, conn) for conn in connections]
             stop_started = time.time()
             subprocess.run(
                 [ENGINE, "kill", "--signal", "TERM", name], env=env, check=True, capture_output=True
             )
             subprocess.run([ENGINE, "wait", name], env=env, capture_output=True, timeout=30)
             stopped_in = time.time() - stop_started
-            statuses = [f.result().status_code for f in futures]
+            statuses = [f.result() for f in futures]
         print(f"container stopped {stopped_in:.1f} s after SIGTERM; in-flight statuses {statuses}")
+        assert answered_before < 8, "every request was answered before SIGTERM: nothing was in flight"
         assert stopped_in < 5.0
         assert all(s == 200 for s in statuses), statuses
     finally:

@@ -5,9 +5,7 @@ Both servers: `bentoml serve` and `python -m ser.prefork` (the image's command).
 from __future__ import annotations
 
 import concurrent.futures
-import http.client
 import os
-import select
 import signal
 import subprocess
 import time
@@ -15,7 +13,7 @@ import time
 import pytest
 import requests
 from conftest import encode, tone
-from helpers import REPO, SERVERS, free_port, wait_ready
+from helpers import REPO, SERVERS, answered, free_port, response_status, send_whole_requests, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -39,16 +37,10 @@ def test_sigterm_answers_in_flight_requests_and_exits_quickly(server, trained_st
         # 60 s timelines take ~0.25 s each here: 8 of them keep 2 workers busy for ~1 s.
         clip = ("long.wav", encode(tone(60.0)))
         assert requests.post(f"{url}/timeline", files={"audio": clip}, timeout=60).status_code == 200
-        # Each request is connected and completely sent before SIGTERM, so all 8 are in flight:
-        # a client thread still connecting when the listener closes would be refused, rightly.
-        request = requests.Request("POST", f"{url}/timeline", files={"audio": clip}).prepare()
-        connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _ in range(8)]
-        for conn in connections:
-            conn.request("POST", "/timeline", body=request.body, headers=dict(request.headers))
-        time.sleep(0.2)  # Let the server's event loops accept what the kernel has queued.
-        answered, _, _ = select.select([c.sock for c in connections], [], [], 0)
+        connections = send_whole_requests(f"{url}/timeline", {"audio": clip}, 8)
+        answered_before = answered(connections)
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            futures = [pool.submit(_status, conn) for conn in connections]
+            futures = [pool.submit(response_status, conn) for conn in connections]
             started = time.time()
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
@@ -57,13 +49,6 @@ def test_sigterm_answers_in_flight_requests_and_exits_quickly(server, trained_st
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert len(answered) < 8, "every request was answered before SIGTERM: nothing was in flight"
+    assert answered_before < 8, "every request was answered before SIGTERM: nothing was in flight"
     assert statuses == [200] * 8, statuses
     assert exited_in < 5.0, f"exited {exited_in:.1f} s after SIGTERM"
-
-
-def _status(conn: http.client.HTTPConnection) -> int:
-    response = conn.getresponse()
-    response.read()
-    conn.close()
-    return response.status
