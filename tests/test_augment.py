@@ -54,3 +54,32 @@ def test_noise_is_at_its_snr_and_seeded():
     snr = 10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean((a - clean).astype(np.float64) ** 2))
     assert snr == pytest.approx(20.0, abs=0.5)
     assert not np.array_equal(a, _augment(clean, "noise_20db", seed=8, sr=SR))
+
+
+def test_prepare_augments_training_and_validation_clips_apart(monkeypatch):
+    """preset.augment copies training clips, preset.val_augment validation clips; each lands in its part."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from ser.model import get_preset
+    from training import train
+    from training.data import ClipSet
+    from training.split import Split
+
+    codes = {None: 0.0, "speed_0.9": 1.0, "speed_1.1": 2.0, "speed_0.7": 3.0}
+
+    def fake_extract(entries, config, augmentation=None, workers=None):
+        n = len(entries)
+        x = np.full((n, 2, 3), codes[augmentation], np.float32)
+        return ClipSet(x, np.full(n, 2), np.array(entries), np.arange(n), [])
+
+    monkeypatch.setattr(train, "extract", fake_extract)
+    preset = dataclasses.replace(
+        get_preset("bilstm"), augment=("speed_0.9", "speed_1.1"), val_augment=("speed_0.7",)
+    )
+    split = Split(train=np.array([0, 2, 4]), val=np.array([1, 5]), test=np.array([3]), description={})
+    features, augmented = train.prepare(SimpleNamespace(entries=list(range(6))), preset, split)
+    x, _, y = train._joined([features, *augmented], split.train)
+    assert sorted(set(x[:, 0, 0])) == [0.0, 1.0, 2.0] and sorted(set(y)) == [0, 2, 4]
+    x, _, y = train._joined([features, *augmented], split.val)
+    assert sorted(set(x[:, 0, 0])) == [0.0, 3.0] and sorted(set(y)) == [1, 5]

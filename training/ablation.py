@@ -72,6 +72,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "speed 0.8×–1.25×, 16 LSTM units per direction instead of 64",
         {"augment": SPEED4, "units": 16},
     ),
+    "speed4_valspeed": (
+        "speed 0.8×–1.25×; validation also at speed 0.7× and 1.4× (voices unlike training's)",
+        {"augment": SPEED4, "val_augment": ("speed_0.7", "speed_1.4")},
+    ),
     "speed4_noise03": (
         "speed 0.8×–1.25×, Gaussian noise (σ 0.3) on the normalised MFCC frames while training",
         {"augment": SPEED4, "input_noise": 0.3},

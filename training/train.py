@@ -44,6 +44,12 @@ def _subset(s: ClipSet, clips: np.ndarray) -> ClipSet:
     return ClipSet(s.x[keep], s.lengths[keep], s.y[keep], s.clip[keep], [])
 
 
+def _joined(sets: list[ClipSet], clips: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inputs, lengths and labels of ``clips``'s segments across ``sets``, in order."""
+    parts = [_subset(s, clips) for s in sets]
+    return tuple(np.concatenate([getattr(p, k) for p in parts]) for k in ("x", "lengths", "y"))
+
+
 def _one_hot(y: np.ndarray) -> np.ndarray:
     return np.eye(len(EMOTIONS), dtype=np.float32)[y]
 
@@ -82,11 +88,9 @@ def fit(
     started = time.time()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    train = [_subset(features, split.train), *(_subset(a, split.train) for a in augmented)]
-    x = np.concatenate([t.x for t in train])
-    lengths = np.concatenate([t.lengths for t in train])
-    y = np.concatenate([t.y for t in train])
-    val = _subset(features, split.val)
+    # Augmented sets hold training clips (preset.augment) or validation clips (preset.val_augment).
+    x, lengths, y = _joined([features, *augmented], split.train)
+    val_x, val_lengths, val_y = _joined([features, *augmented], split.val)
     norm = NormStats.fit(x, lengths, per_step=preset.features.kind == "mean")
     model = build_model(preset)
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,7 +104,7 @@ def fit(
         history = model.fit(
             norm.apply(x, lengths),
             _one_hot(y),
-            validation_data=(norm.apply(val.x, val.lengths), _one_hot(val.y)),
+            validation_data=(norm.apply(val_x, val_lengths), _one_hot(val_y)),
             epochs=epochs,
             batch_size=batch_size,
             shuffle=True,
@@ -116,14 +120,14 @@ def fit(
 
 
 def prepare(manifest: Manifest, preset: Preset, split: Split, *, workers: int | None = None):
-    """Inputs for every clip, plus augmented copies of the training clips when the preset asks."""
+    """Inputs for every clip, plus the augmented copies of training and validation clips the preset asks."""
     features = extract(manifest.entries, preset.features, workers=workers)
     augmented = []
-    if preset.augment:
-        train_entries = [manifest.entries[i] for i in split.train]
-        for name in preset.augment:
-            aug = extract(train_entries, preset.features, augmentation=name, workers=workers)
-            aug.clip = split.train[aug.clip]  # Back to indices into the whole manifest.
+    for part, names in ((split.train, preset.augment), (split.val, preset.val_augment)):
+        entries = [manifest.entries[i] for i in part]
+        for name in names:
+            aug = extract(entries, preset.features, augmentation=name, workers=workers)
+            aug.clip = part[aug.clip]  # Back to indices into the whole manifest.
             augmented.append(aug)
     return features, augmented
 
