@@ -83,3 +83,30 @@ def test_prepare_augments_training_and_validation_clips_apart(monkeypatch):
     assert sorted(set(x[:, 0, 0])) == [0.0, 1.0, 2.0] and sorted(set(y)) == [0, 2, 4]
     x, _, y = train._joined([features, *augmented], split.val)
     assert sorted(set(x[:, 0, 0])) == [0.0, 3.0] and sorted(set(y)) == [1, 5]
+
+
+def test_tta_averages_each_clip_over_its_copies(monkeypatch):
+    """training.evaluate --tta: a clip's prediction is the mean over the copies that yielded input."""
+    from types import SimpleNamespace
+
+    from training import evaluate
+    from training.data import ClipSet
+
+    # Class 0 from the recording, class 1 twice as sure from the copy: the mean picks class 1.
+    onehot = {0.0: [0.6, 0.4], 1.0: [0.1, 0.9]}
+    predictor = SimpleNamespace(
+        forward=lambda x: np.array([onehot[float(v)] for v in x[:, 0, 0]], np.float32),
+        spec=SimpleNamespace(norm=SimpleNamespace(apply=lambda x, lengths: x), features=None),
+    )
+
+    def clipset(values, clips):
+        n = len(values)
+        x = np.array(values, np.float32)[:, None, None] * np.ones((n, 2, 3), np.float32)
+        return ClipSet(x, np.full(n, 2), np.array([7, 8][:n]), np.array(clips), [])
+
+    # The copy of clip 8 yielded no input: its own probabilities stand.
+    monkeypatch.setattr(evaluate, "extract", lambda entries, config, augmentation: clipset([1.0], [0]))
+    held_out = clipset([0.0, 0.0], [3, 5])
+    manifest = SimpleNamespace(entries=list(range(6)))
+    y_true, y_pred = evaluate._tta_predictions(predictor, held_out, manifest, np.array([3, 5]), ["speed_1.1"])
+    assert list(y_true) == [7, 8] and list(y_pred) == [1, 0]

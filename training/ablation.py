@@ -84,6 +84,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "speed 0.8×–1.25×, whole MFCC coefficients dropped (20 %) while training",
         {"augment": SPEED4, "channel_dropout": 0.2},
     ),
+    "speed4_tta": (
+        "speed 0.8×–1.25×; test clips also at speed 0.9× and 1.1×, probabilities averaged (not served)",
+        {"augment": SPEED4, "args": ("--tta", "speed_0.9", "speed_1.1")},
+    ),
     "speed6": (
         "speed perturbation 0.7×–1.4×",
         {"augment": ("speed_0.7", "speed_0.8", "speed_0.9", "speed_1.1", "speed_1.25", "speed_1.4")},

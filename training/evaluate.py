@@ -21,10 +21,10 @@ from ser.datasets import DATASETS, load_manifest
 from ser.features import NormStats
 from ser.model import DEFAULT_PRESET, PRESETS, get_preset
 from ser.predictor import DEFAULT_MODEL, Predictor
-from training.data import extract
+from training.data import AUGMENTATIONS, extract
 from training.metrics import classification_metrics, format_metrics
 from training.split import Split
-from training.train import clip_predictions, fit, prepare
+from training.train import clip_predictions, clip_probabilities, fit, prepare
 
 
 def evaluate_model(args: argparse.Namespace) -> dict:
@@ -76,7 +76,11 @@ def speaker_protocol(args: argparse.Namespace) -> dict:
             norm = NormStats.fit(held_out.x, held_out.lengths, per_step=preset.features.kind == "mean")
             predictor = Predictor(predictor.model, dataclasses.replace(predictor.spec, norm=norm))
             extra["accuracy_without_adaptation"] = trained.metrics["accuracy"]
-        t, p = clip_predictions(predictor, held_out)
+        if args.tta:
+            extra["accuracy_without_tta"] = trained.metrics["accuracy"]
+            t, p = _tta_predictions(predictor, held_out, manifest, split.test, args.tta)
+        else:
+            t, p = clip_predictions(predictor, held_out)
         y_true.append(t)
         y_pred.append(p)
         m = classification_metrics(t, p, list(predictor.spec.labels))
@@ -103,11 +107,32 @@ def speaker_protocol(args: argparse.Namespace) -> dict:
         protocol="speaker",
         preset=preset.name,
         adapt_norm=args.adapt_norm,
+        tta=args.tta or [],
         runs=runs,
         mean_accuracy=float(np.mean([r["accuracy"] for r in runs])),
     )
     print(f"mean accuracy over {len(runs)} directions: {metrics['mean_accuracy']:.4f}")
     return metrics
+
+
+def _tta_predictions(predictor, held_out, manifest, clips: np.ndarray, names: list[str]):
+    """(true, predicted) per clip from the mean of its probabilities as recorded and as augmented.
+
+    Test-time augmentation, an evaluation-only experiment: the service answers from the recording
+    as sent. A copy that yields no input (too short once sped up) is left out of its clip's mean.
+    """
+    entries = [manifest.entries[i] for i in clips]
+    copies = [clip_probabilities(predictor, held_out)]
+    for name in names:
+        aug = extract(entries, predictor.spec.features, augmentation=name)
+        aug.clip = clips[aug.clip]  # Back to indices into the whole manifest.
+        copies.append(clip_probabilities(predictor, aug))
+    y_true, y_pred = [], []
+    for clip, (label, _) in copies[0].items():
+        mean = np.mean([c[clip][1] for c in copies if clip in c], axis=0)
+        y_true.append(label)
+        y_pred.append(int(np.argmax(mean)))
+    return np.array(y_true), np.array(y_pred)
 
 
 def _speaker_split(entries, train_speaker: str, seed: int) -> Split:
@@ -145,6 +170,14 @@ def main(argv: list[str] | None = None) -> dict:
         action="store_true",
         help="with --protocol speaker: normalise the test speaker's inputs with statistics of their own "
         "(unlabelled) clips, as a deployment that enrols a speaker could",
+    )
+    p.add_argument(
+        "--tta",
+        nargs="+",
+        default=None,
+        choices=sorted(AUGMENTATIONS),
+        help="with --protocol speaker: also predict on these augmented copies of each test clip and "
+        "average (test-time augmentation; the service does not)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="write the metrics here")

@@ -54,15 +54,20 @@ def _one_hot(y: np.ndarray) -> np.ndarray:
     return np.eye(len(EMOTIONS), dtype=np.float32)[y]
 
 
-def clip_predictions(predictor: Predictor, s: ClipSet) -> tuple[np.ndarray, np.ndarray]:
-    """(true, predicted) label index per clip; segments are combined as the service does."""
+def clip_probabilities(predictor: Predictor, s: ClipSet) -> dict[int, tuple[int, np.ndarray]]:
+    """Clip index → (true label index, probabilities); segments are combined as the service does."""
     probs = predictor.forward(predictor.spec.norm.apply(s.x, s.lengths))
-    y_true, y_pred = [], []
+    out = {}
     for clip in np.unique(s.clip):
         rows = s.clip == clip
-        y_true.append(int(s.y[rows][0]))
-        y_pred.append(int(np.argmax(combine_segments(probs[rows], s.lengths[rows]))))
-    return np.array(y_true), np.array(y_pred)
+        out[int(clip)] = (int(s.y[rows][0]), combine_segments(probs[rows], s.lengths[rows]))
+    return out
+
+
+def clip_predictions(predictor: Predictor, s: ClipSet) -> tuple[np.ndarray, np.ndarray]:
+    """(true, predicted) label index per clip."""
+    by_clip = clip_probabilities(predictor, s).values()
+    return np.array([t for t, _ in by_clip]), np.array([int(np.argmax(p)) for _, p in by_clip])
 
 
 def evaluate_clips(predictor: Predictor, s: ClipSet) -> dict:
