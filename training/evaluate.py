@@ -77,7 +77,8 @@ def speaker_protocol(args: argparse.Namespace) -> dict:
             predictor = Predictor(predictor.model, dataclasses.replace(predictor.spec, norm=norm))
             extra["accuracy_without_adaptation"] = trained.metrics["accuracy"]
         if args.tta:
-            extra["accuracy_without_tta"] = trained.metrics["accuracy"]
+            t, p = clip_predictions(predictor, held_out)  # The same model, without the copies.
+            extra["accuracy_without_tta"] = float(np.mean(t == p))
             t, p = _tta_predictions(predictor, held_out, manifest, split.test, args.tta)
         else:
             t, p = clip_predictions(predictor, held_out)
