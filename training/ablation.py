@@ -88,6 +88,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "speed 0.8×–1.25×; test clips also at speed 0.9× and 1.1×, probabilities averaged (not served)",
         {"augment": SPEED4, "args": ("--tta", "speed_0.9", "speed_1.1")},
     ),
+    "speed4_tta4": (
+        "speed 0.8×–1.25×; test clips also at speed 0.8×, 0.9×, 1.1× and 1.25×, averaged (not served)",
+        {"augment": SPEED4, "args": ("--tta", *SPEED4)},
+    ),
     "speed6": (
         "speed perturbation 0.7×–1.4×",
         {"augment": ("speed_0.7", "speed_0.8", "speed_0.9", "speed_1.1", "speed_1.25", "speed_1.4")},
