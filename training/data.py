@@ -74,13 +74,11 @@ def _augment(y: np.ndarray, name: str, seed: int, sr: int) -> np.ndarray:
     params = AUGMENTATIONS[name]
     if "speed" in params:
         return resample(y, int(sr * params["speed"]), sr)
-    if "semitones" in params:
+    if "semitones" in params or "rate" in params:
         import librosa  # Training only.
 
-        return librosa.effects.pitch_shift(y, sr=sr, n_steps=params["semitones"]).astype(np.float32)
-    if "rate" in params:
-        import librosa  # Training only.
-
+        if "semitones" in params:
+            return librosa.effects.pitch_shift(y, sr=sr, n_steps=params["semitones"]).astype(np.float32)
         return librosa.effects.time_stretch(y, rate=params["rate"]).astype(np.float32)
     rng = np.random.default_rng(seed)
     rms = np.sqrt(np.mean(y.astype(np.float64) ** 2))
