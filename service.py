@@ -41,6 +41,8 @@ from ser.features import warm_up
 from ser.memory import freeze_startup_objects, trim_heap_every
 from ser.pipeline import Inputs, clip_inputs, timeline_inputs
 from ser.predictor import MAX_BATCH, clip_result, prepare
+from ser.raw_upload import RawAudioMiddleware
+from ser.raw_upload import document as document_raw_bodies
 from ser.security import install_middlewares
 from ser.settings import WORKER_ENVS, Settings
 from ser.spec import ModelSpec, register_model_mel
@@ -102,6 +104,7 @@ class SER:
         trim_heap_every(HEAP_TRIM_S)
         freeze_startup_objects()  # Imports and model: never walked by a full collection again.
         self.ready = True
+        _SERVING["instance"] = self  # Raw-body requests (ser/raw_upload.py) are answered by it.
 
     def __is_ready__(self) -> bool:
         return getattr(self, "ready", False)
@@ -115,7 +118,7 @@ class SER:
         return self.predictor.forward(x.astype(np.float32, copy=False))
 
     # --- steps shared by the endpoints ---------------------------------------------------------
-    def _prepare(self, path: Path, limits: AudioLimits, window_s: float = 0, hop_s: float = 0):
+    def _prepare(self, path: Path | bytes, limits: AudioLimits, window_s: float = 0, hop_s: float = 0):
         """Decode + features in a worker thread; returns (prepared inputs, Inputs, duration)."""
         started = time.perf_counter()
         y = load_audio(path, limits)
@@ -150,7 +153,7 @@ class SER:
         return {**pred.to_dict(), "model": self.tag}
 
     # --- the endpoints' logic, also called in-process by the demo at /ui ----------------------
-    async def analyse(self, audio: Path) -> tuple[int, dict]:
+    async def analyse(self, audio: Path | bytes) -> tuple[int, dict]:
         """One recording → (HTTP status, /predict's JSON body): the result, or an error dict."""
         try:
             x, inputs, duration = await asyncio.to_thread(self._prepare, audio, SETTINGS.predict_limits)
@@ -159,7 +162,7 @@ class SER:
         return 200, self._clip_json(await self._infer(x), inputs, duration)
 
     async def analyse_timeline(
-        self, audio: Path, window_s: float = 2.0, hop_s: float = 1.0
+        self, audio: Path | bytes, window_s: float = 2.0, hop_s: float = 1.0
     ) -> tuple[int, dict]:
         """A long recording → (HTTP status, /timeline's JSON body): the timeline, or an error dict."""
         try:
@@ -236,3 +239,34 @@ class SER:
 
 
 install_middlewares(SER, SETTINGS)  # CORS, API key (when configured) and the upload limit: ser/security.py.
+_SERVING: dict[str, SER] = {}
+NOT_READY = (503, {"error": "not_ready", "message": "the model is still loading; retry in a few seconds"})
+
+
+async def _raw_predict(body: bytes, params: dict[str, float]) -> tuple[int, dict]:
+    svc = _SERVING.get("instance")
+    return await svc.analyse(body) if svc else NOT_READY
+
+
+async def _raw_timeline(body: bytes, params: dict[str, float]) -> tuple[int, dict]:
+    svc = _SERVING.get("instance")
+    return await svc.analyse_timeline(body, **params) if svc else NOT_READY
+
+
+# Innermost, after the security middlewares: the audio as the body, without a multipart form.
+document_raw_bodies(
+    {
+        "/predict": "Or send the audio itself as the body: `Content-Type: audio/wav` (any `audio/*` or "
+        "`application/octet-stream`; the content decides the format).",
+        "/timeline": "Or send the audio itself as the body (`Content-Type: audio/*` or "
+        "`application/octet-stream`) with `window_s` and `hop_s` as query parameters: "
+        "`/timeline?window_s=2&hop_s=1`.",
+    }
+)
+SER.add_asgi_middleware(
+    RawAudioMiddleware,
+    handlers={
+        "/predict": (_raw_predict, frozenset()),
+        "/timeline": (_raw_timeline, frozenset({"window_s", "hop_s"})),
+    },
+)

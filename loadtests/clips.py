@@ -126,12 +126,22 @@ def bad_inputs() -> list[tuple[str, bytes, int, str]]:
     ]
 
 
+def content_type(name: str) -> str:
+    """The audio Content-Type for a file name, by its suffix (WAV when unknown)."""
+    fmt = next((f for f, s in SUFFIXES.items() if name.lower().endswith("." + s)), "WAV")
+    return CONTENT_TYPES[fmt]
+
+
+def raw_body(name: str, data: bytes) -> tuple[bytes, str]:
+    """(body, content type) of an upload of the file itself as the request body."""
+    return data, content_type(name)
+
+
 def multipart(field: str, files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
     """(body, content type) of a multipart/form-data upload of ``files`` under ``field``."""
     from urllib3 import encode_multipart_formdata
 
     fields = []
     for name, data in files:
-        fmt = next((f for f, s in SUFFIXES.items() if name.lower().endswith("." + s)), "WAV")
-        fields.append((field, (name, data, CONTENT_TYPES[fmt])))
+        fields.append((field, (name, data, content_type(name))))
     return encode_multipart_formdata(fields)

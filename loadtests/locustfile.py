@@ -8,8 +8,9 @@
 Run locust as its own process (never import it into a process that has imported TensorFlow).
 
 The mix, per user: /predict with clips of different lengths (TESS or synthetic, 1-10 s) as WAV,
-FLAC, OGG/Vorbis and MP3; /predict_batch with 2-4 files; /timeline on a ~20 s recording; and bad
-inputs (junk bytes, silence, a 0.1 s clip) whose expected 4xx JSON error counts as a success.
+FLAC, OGG/Vorbis and MP3, as multipart forms and as the request body itself; /predict_batch with
+2-4 files; /timeline on a ~20 s recording; and bad inputs (junk bytes, silence, a 0.1 s clip)
+whose expected 4xx JSON error counts as a success.
 
 Environment:
   SER_LOAD_SHAPE          ramp | step | none (default none: -u/-r/-t as given)
@@ -42,7 +43,7 @@ log = logging.getLogger("ser.loadtest")
 
 
 def _bodies() -> dict[str, list]:
-    """Multipart bodies for every request kind, built once at start."""
+    """Request bodies for every request kind, built once at start."""
     clips = audio.load_clips(N_CLIPS)
     singles = [(c, fmt) for i, c in enumerate(clips) for fmt in (FORMATS[i % 4], "WAV")]
     medium = [audio.join(clips[i : i + 3], 7.0) for i in range(0, min(len(clips), 9), 3)]
@@ -52,6 +53,7 @@ def _bodies() -> dict[str, list]:
     batches = [random.Random(i).sample(files[: 2 * len(clips)], k=2 + i % 3) for i in range(8)]
     return {
         "predict": [audio.multipart("audio", [f]) for f in files],
+        "predict_body": [audio.raw_body(*f) for f in files],
         "batch": [(audio.multipart("audios", b), len(b)) for b in batches],
         "timeline": [audio.multipart("audio", [("long.ogg", audio.encode(long, "OGG"))])],
         "bad": [(audio.multipart("audio", [(n, d)]), s, e) for n, d, s, e in audio.bad_inputs()],
@@ -91,12 +93,18 @@ class SERUser(FastHttpUser):
             return f"HTTP {r.status_code}: {(r.text or '')[:200]}"
         return None
 
-    @task(10)
-    def predict(self) -> None:
-        def check(r):
-            return self._ok(r) or (None if "emotion" in r.json() else "no emotion in the answer")
+    @staticmethod
+    def _has_emotion(r) -> str | None:
+        return SERUser._ok(r) or (None if "emotion" in r.json() else "no emotion in the answer")
 
-        self._post("/predict", random.choice(BODIES["predict"]), "/predict", check)
+    @task(6)
+    def predict(self) -> None:
+        self._post("/predict", random.choice(BODIES["predict"]), "/predict", self._has_emotion)
+
+    @task(4)
+    def predict_body(self) -> None:
+        """The audio as the body (`Content-Type: audio/...`), as a client with the file in hand sends it."""
+        self._post("/predict", random.choice(BODIES["predict_body"]), "/predict [body]", self._has_emotion)
 
     @task(2)
     def predict_batch(self) -> None:

@@ -60,10 +60,15 @@ def post(server, files=None, path: str = "/predict", **kwargs) -> tuple[requests
     return r, time.perf_counter() - started
 
 
+@pytest.mark.parametrize("as_body", [False, True], ids=["form", "body"])
 @pytest.mark.parametrize("name", list(hostile.corpus()))
-def test_corpus_case(server, name):
+def test_corpus_case(server, name, as_body):
+    """Each case as a multipart upload, and as the request body itself (ser/raw_upload.py)."""
     case = hostile.corpus()[name]
-    r, seconds = post(server, {"audio": (case.filename, case.data)})
+    if as_body:
+        r, seconds = post(server, data=case.data, headers={"Content-Type": "audio/wav"})
+    else:
+        r, seconds = post(server, {"audio": (case.filename, case.data)})
     assert seconds < MAX_SECONDS, f"{seconds:.1f} s"
     if case.expected == hostile.ACCEPT:
         assert r.status_code == 200, r.text[:500]
@@ -107,13 +112,18 @@ def test_json_body_instead_of_multipart(server):
 def test_other_bodies(server):
     for content_type, data in [
         ("text/plain", b"hello"),
-        ("application/octet-stream", hostile.encode(hostile.tone())),
+        ("text/plain", hostile.encode(hostile.tone())),  # Audio, but not declared as audio.
+        ("application/octet-stream", b"hello"),  # Declared as a body to decode, but not audio.
         ("multipart/form-data", b"--x\r\n"),  # No boundary parameter.
         ("multipart/form-data; boundary=x", b'--x\r\nContent-Disposition: form-data; name="audio"\r\n\r\n'),
         ("application/x-www-form-urlencoded", b"audio=" + b"x" * 1_500_000),  # Over Starlette's 1 MB part.
     ]:
         r, _ = post(server, data=data, headers={"Content-Type": content_type})
         assert_clean_error(r)
+    r, _ = post(
+        server, data=hostile.encode(hostile.tone()), headers={"Content-Type": "application/octet-stream"}
+    )
+    assert r.status_code == 200, r.text[:500]  # The audio as the body.
     r, _ = post(server)  # No body at all.
     assert_clean_error(r)
     r, _ = post(server, data={"audio": "x" * 1_500_000})  # A text part over Starlette's 1 MB.

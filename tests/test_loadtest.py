@@ -61,6 +61,6 @@ def test_locust_mix_passes_its_thresholds(trained_store, tmp_path):
     assert int(total["Request Count"]) > 20, total
     assert int(total["Failure Count"]) == 0, output
     names = set(rows)
-    assert {"/predict", "/predict_batch", "/timeline"} <= names, names
+    assert {"/predict", "/predict [body]", "/predict_batch", "/timeline"} <= names, names
     assert any(name.startswith("/predict [bad:") for name in names), names
     assert (tmp_path / "report.html").stat().st_size > 10_000

@@ -281,6 +281,27 @@ def test_server_api_needs_the_key(server, path, files):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("path", ["/predict", "/timeline"])
+def test_server_raw_body_needs_the_key_and_keeps_the_upload_limit(server, path):
+    """The audio as the body (ser/raw_upload.py) is answered inside the API key and upload limit."""
+    audio = {"Content-Type": "audio/wav"}
+    for headers in (audio, {**audio, "Authorization": "Bearer not-the-key-0123456789"}):
+        r = requests.post(f"{server.url}{path}", data=WAV, headers=headers, timeout=TIMEOUT)
+        assert r.status_code == 401 and r.json()["error"] == "unauthorized", r.text[:300]
+    r = requests.post(f"{server.url}{path}", data=WAV, headers={**audio, **BEARER}, timeout=TIMEOUT)
+    assert r.status_code == 200, r.text[:300]
+    # Chunked, no length: refused once past the limit, never waiting for the rest.
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+        "Content-Type: audio/wav\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    chunks = [b"x" * 65_536] * 40  # 2.6 MB that never ends.
+    started = time.perf_counter()
+    _assert_413(_raw(server, head, [b"%x\r\n%s\r\n" % (len(c), c) for c in chunks]))
+    assert time.perf_counter() - started < 10
+
+
+@pytest.mark.slow
 def test_server_probes_open_and_everything_else_closed(server):
     for path in ("/livez", "/healthz", "/readyz", "/metrics"):
         assert requests.get(f"{server.url}{path}", timeout=TIMEOUT).status_code == 200, path

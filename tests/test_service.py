@@ -400,6 +400,106 @@ def test_timeline_too_long(server: Server):
     assert_error(timeline(server, encode(tone(70.0, sr=8000), sr=8000)), 413, "audio_too_long")
 
 
+# --- the audio as the request body (ser/raw_upload.py) -------------------------------------------
+def raw(
+    server: Server, path: str, content: bytes, content_type: str = "audio/wav", **params
+) -> requests.Response:
+    headers = {"Content-Type": content_type}
+    return requests.post(f"{server.url}{path}", data=content, headers=headers, params=params, timeout=TIMEOUT)
+
+
+def test_raw_body_answers_as_the_form_does(server: Server):
+    clip = next(iter(sorted(server.corpus.rglob("*.wav"))))
+    form = predict(server, clip.read_bytes(), clip.name)
+    body = raw(server, "/predict", clip.read_bytes())
+    assert body.status_code == form.status_code == 200, body.text[:500]
+    assert body.headers["content-type"] == "application/json"
+    assert body.json() == form.json()
+    assert_clip_result(body.json(), server.tag)
+
+
+@pytest.mark.parametrize(
+    "content_type", ["audio/flac", "audio/mpeg", "application/octet-stream", "Audio/WAV; rate=16000"]
+)
+def test_raw_body_trusts_bytes_not_the_declared_type(server: Server, content_type: str):
+    r = raw(server, "/predict", WAV, content_type)  # WAV bytes whatever the type says.
+    assert r.status_code == 200, r.text[:500]
+    assert_clip_result(r.json(), server.tag)
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_raw_body_bad_input(server: Server, case: str):
+    content, status, code = BAD_INPUTS[case]
+    assert_error(raw(server, "/predict", content), status, code)
+
+
+def test_raw_body_other_types_and_paths_go_to_the_api_routes(server: Server):
+    r = raw(server, "/predict", WAV, "text/plain")  # Not audio: BentoML's route, which wants a form.
+    assert 400 <= r.status_code < 500, r.text[:500]
+    assert_no_leak(r)
+    r = raw(server, "/predict_batch", WAV)  # Several files need a form.
+    assert 400 <= r.status_code < 500, r.text[:500]
+    assert_no_leak(r)
+    assert requests.get(f"{server.url}/predict", timeout=TIMEOUT).status_code == 405
+
+
+def test_raw_body_is_in_the_openapi_spec(server: Server):
+    paths = requests.get(f"{server.url}/docs.json", timeout=TIMEOUT).json()["paths"]
+    for route in ("/predict", "/timeline"):
+        post = paths[route]["post"]
+        assert {"multipart/form-data", "audio/*", "application/octet-stream"} <= set(
+            post["requestBody"]["content"]
+        )
+        assert "as the body" in post["description"]
+    assert "window_s" in paths["/timeline"]["post"]["description"]
+    assert set(paths["/predict_batch"]["post"]["requestBody"]["content"]) == {"multipart/form-data"}
+
+
+def test_raw_body_timeline(server: Server, recording: tuple[bytes, float]):
+    content, duration = recording
+    form = timeline(server, content, window_s=1.5, hop_s=0.5)
+    r = raw(server, "/timeline", content, window_s=1.5, hop_s=0.5)
+    assert r.status_code == form.status_code == 200, r.text[:500]
+    assert r.json() == form.json()
+    assert r.json()["duration_s"] == pytest.approx(duration, abs=0.01)
+    assert (r.json()["window_s"], r.json()["hop_s"]) == (1.5, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({"window_s": "abc"}, "window_s='abc' is not a number"),
+        ({"hop_s": "nan"}, "not a finite number"),
+        ({"window": "2"}, "unknown query parameter 'window'"),
+        ({"window_s": "1", "hop_s": "1.5"}, "hop_s"),
+        ({"window_s": "0"}, "window_s=0"),
+    ],
+)
+def test_raw_body_timeline_bad_parameters(server: Server, params: dict, needle: str):
+    r = raw(server, "/timeline", WAV, **params)
+    assert_error(r, 400, "bad_request")
+    assert needle in r.json()["message"]
+
+
+def test_raw_body_timeline_too_long(server: Server):
+    assert_error(raw(server, "/timeline", encode(tone(70.0, sr=8000), sr=8000)), 413, "audio_too_long")
+
+
+def test_raw_body_requests_are_batched_and_counted(server: Server):
+    text = get_metrics(server)
+    served0 = sum(metric_values(text, "bentoml_service_request_total", endpoint="/predict"))
+    inputs0, batches0 = batch_stats(server)
+    clips = [encode(tone(1.0 + 0.05 * i, f0=150.0 + 10 * i)) for i in range(8)]
+    with ThreadPoolExecutor(24) as pool:
+        codes = Counter(pool.map(lambda i: raw(server, "/predict", clips[i % 8]).status_code, range(96)))
+    assert set(codes) == {200}, codes
+    inputs, batches = batch_stats(server)
+    assert inputs - inputs0 == 96  # Every raw request went through the model's batcher…
+    assert inputs - inputs0 > batches - batches0  # …which merged some of them.
+    served = sum(metric_values(get_metrics(server), "bentoml_service_request_total", endpoint="/predict"))
+    assert served - served0 == 96  # BentoML's request metrics count them too.
+
+
 # --- batching, metrics, client -------------------------------------------------------------------
 def test_concurrent_requests_are_batched(server: Server):
     inputs0, batches0 = batch_stats(server)
