@@ -72,11 +72,21 @@ class Server:
     base: str
     log: Path
     batching: bool
+    raw: bool = False  # Requests carry the audio as the body (ser/raw_upload.py), not a multipart form.
     out: dict = field(default_factory=dict)
 
 
 def start_server(
-    name: str, cmd, env: dict, bodies: Path, tmp: Path, *, cwd: Path, batching: bool, warm: bool = True
+    name: str,
+    cmd,
+    env: dict,
+    bodies: Path,
+    tmp: Path,
+    *,
+    cwd: Path,
+    batching: bool,
+    warm: bool = True,
+    raw: bool = False,
 ) -> Server:
     """Start a server, time its cold start (process start → first answered /predict) and warm it."""
     port = srv.free_port()
@@ -84,7 +94,7 @@ def start_server(
     print(f"{name}: {shlex.join(cmd(port))}", flush=True)
     body = audio.multipart("audio", [(p.name, p.read_bytes()) for p in sorted(bodies.iterdir())[:1]])
     started = time.perf_counter()
-    s = Server(name, srv.start(cmd(port), env, log, cwd=cwd), f"http://127.0.0.1:{port}", log, batching)
+    s = Server(name, srv.start(cmd(port), env, log, cwd=cwd), f"http://127.0.0.1:{port}", log, batching, raw)
     try:
         cold = srv.first_prediction(f"{s.base}/predict", body, lambda: s.proc.poll() is None, since=started)
         print(f"  first answered prediction after {cold:.1f} s", flush=True)
@@ -106,7 +116,14 @@ def measure(s: Server, bodies: Path, tmp: Path, args, c: int, rate: float = 0.0)
     cpu0 = srv.cpu_by_role(s.proc.pid)
     out = tmp / f"{s.name}-{c}-{rate:g}.json"
     r = srv.load(
-        f"{s.base}/predict", bodies, out, concurrency=c, warmup=args.warmup, duration=args.duration, rate=rate
+        f"{s.base}/predict",
+        bodies,
+        out,
+        concurrency=c,
+        warmup=args.warmup,
+        duration=args.duration,
+        rate=rate,
+        raw=s.raw,
     )
     if before:
         inputs, batches = (a - b for a, b in zip(srv.batch_counts(s.base), before, strict=True))
@@ -180,14 +197,18 @@ def run_servers(bento: str, env: dict, bodies: Path, tmp: Path, args) -> dict:
         # once; without them it restarts itself to apply them, a second import (ser/prefork.py).
         image_envs = {e["name"]: e["value"] for e in WORKER_ENVS}
         batched_env = {**own_home("batched"), **image_envs}
-        servers.append(start_server("batched", serve, batched_env, bodies, tmp, cwd=tmp, batching=True))
+        batched = start_server("batched", serve, batched_env, bodies, tmp, cwd=tmp, batching=True, raw=True)
+        # The same server, sent multipart forms (what BentoML's own route parses) instead of bodies.
+        multipart = Server("multipart", batched.proc, batched.base, batched.log, True, False, {"levels": {}})
+        servers += [batched, multipart]
         unbatched_env = {**own_home("unbatched"), **image_envs, "SER_MAX_BATCH_SIZE": "1"}
-        servers.append(start_server("unbatched", serve, unbatched_env, bodies, tmp, cwd=tmp, batching=True))
+        servers.append(
+            start_server("unbatched", serve, unbatched_env, bodies, tmp, cwd=tmp, batching=True, raw=True)
+        )
         servers.append(start_server("peer", peer, env, bodies, tmp, cwd=REPO, batching=False))
         for c in args.levels:
             for s in servers:
                 s.out["levels"][str(c)] = measure(s, bodies, tmp, args, c)
-        batched = servers[0]
         best = max(r["ok_rps"] for r in batched.out["levels"].values())
         batched.out["half_rate"] = measure(batched, bodies, tmp, args, 256, rate=best / 2)
         for s in servers:

@@ -140,11 +140,20 @@ def batch_counts(base_url: str) -> tuple[float, float]:
 
 
 def load(
-    url: str, bodies: Path, out: Path, *, concurrency: int, warmup: float, duration: float, rate=0.0
+    url: str,
+    bodies: Path,
+    out: Path,
+    *,
+    concurrency: int,
+    warmup: float,
+    duration: float,
+    rate=0.0,
+    raw: bool = False,
 ) -> dict:
-    """One bounded run of `loadtests.loadgen` in its own process; its JSON result."""
+    """One bounded run of `loadtests.loadgen` in its own process; its JSON result (``raw``: each
+    file as the request body, else a multipart form)."""
     cmd = [str(BIN / "python"), "-m", "loadtests.loadgen", "--url", url, "--bodies", str(bodies)]
     cmd += ["--concurrency", str(concurrency), "--warmup", str(warmup), "--duration", str(duration)]
-    cmd += ["--rate", str(rate), "--out", str(out)]
+    cmd += ["--rate", str(rate), "--out", str(out), *(["--raw"] if raw else [])]
     subprocess.run(cmd, cwd=REPO, check=True, timeout=warmup + duration + 120)
     return json.loads(out.read_text())

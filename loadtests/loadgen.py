@@ -7,7 +7,8 @@
 Closed loop (default): ``--concurrency`` clients, each posting the next file as soon as its last
 answer arrives. Open loop (``--rate``): arrivals at random (exponential) intervals whatever the
 answers, at most ``--concurrency`` in flight (an arrival over that is counted as dropped).
-Each body is a file of ``--bodies`` posted as multipart field ``--field``, in turn. Only requests
+Each body is a file of ``--bodies`` posted as multipart field ``--field``, in turn (``--raw``: the
+file itself as the body, with its audio Content-Type, as ser/raw_upload.py accepts). Only requests
 that end inside the measured window (after ``--warmup``, for ``--duration`` s) count. Bounded:
 nothing new starts after the window or beyond ``--max-requests``; each request has ``--timeout``.
 Prints (or writes to ``--out``) JSON: requests, rps, status codes, errors and latency percentiles.
@@ -26,7 +27,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from loadtests.clips import multipart
+from loadtests.clips import multipart, raw_body
 
 
 def summarise(records: list[tuple[float, float, int]], window: tuple[float, float], dropped: int) -> dict:
@@ -53,7 +54,10 @@ def summarise(records: list[tuple[float, float, int]], window: tuple[float, floa
 
 async def run(args: argparse.Namespace) -> dict:
     files = sorted(p for p in Path(args.bodies).iterdir() if p.is_file())
-    bodies = [multipart(args.field, [(p.name, p.read_bytes())]) for p in files]
+    if args.raw:
+        bodies = [raw_body(p.name, p.read_bytes()) for p in files]
+    else:
+        bodies = [multipart(args.field, [(p.name, p.read_bytes())]) for p in files]
     records: list[tuple[float, float, int]] = []
     issued, cpu_start = 0, time.process_time()
     connector = aiohttp.TCPConnector(limit=args.concurrency)
@@ -115,6 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--url", required=True, help="full URL to POST to, e.g. http://127.0.0.1:3000/predict")
     p.add_argument("--bodies", required=True, type=Path, help="folder of audio files to send in turn")
     p.add_argument("--field", default="audio", help="multipart field name")
+    p.add_argument("--raw", action="store_true", help="post each file as the body, not a multipart form")
     p.add_argument("--concurrency", type=int, default=8, help="clients (closed loop) or in-flight cap")
     p.add_argument("--rate", type=float, default=0.0, help="open loop: mean arrivals per second")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds not measured at the start")
