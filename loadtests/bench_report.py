@@ -157,7 +157,12 @@ def plots(res: dict, out: Path) -> None:
         lv = cfg[name]["levels"]
         xs = sorted(int(c) for c in lv)
         ax.plot(xs, [lv[str(c)]["ok_rps"] for c in xs], style, label=LABELS[name])
-    ax.axhline(res["inproc"]["best_clips_per_s"], color="grey", ls="-.", label="in-process limit (clips/s)")
+    ax.axhline(
+        res["inproc"]["best_clips_per_s"],
+        color="grey",
+        ls="-.",
+        label="in-process limit, one process (clips/s)",
+    )
     ax.set(
         xscale="log",
         xlabel="concurrent clients",
@@ -345,12 +350,12 @@ NOTES = """## How it is measured
 
 - One command, one machine, one run: all three servers are up at once (idle ones cost nothing) and
   take turns at each level, so drift in what else the machine runs hits every configuration alike.
+  The load generator (`loadtests/loadgen.py`, asyncio + aiohttp, its own process) shares the cores with
+  the server, as would any load generator on this machine; quote ratios, not absolute numbers.
 - "Ours" posts each clip as the request body (`Content-Type: audio/wav`, ser/raw_upload.py), as a
   client that has the audio in hand would; the "multipart form" rows send the same clips to the same
   server as a browser form would (BentoML's own route). The peer takes multipart forms, as the
   write-ups' Flask app does.
-  The load generator (`loadtests/loadgen.py`, asyncio + aiohttp, its own process) shares the cores with
-  the server, as would any load generator on this machine; quote ratios, not absolute numbers.
 - Closed loop: N clients each send the next request when the last is answered. Latency is per request,
   client side; percentiles are exact (numpy over every request that ended inside the measured window).
 - Mean batch = the delta of `bentoml_service_adaptive_batch_size_sum / _count` (method `infer`) in
