@@ -39,7 +39,7 @@ from ser.compat import (
 from ser.errors import BadRequestError, SERError
 from ser.features import warm_up
 from ser.memory import freeze_startup_objects, trim_heap_every
-from ser.pipeline import Inputs, clip_inputs, timeline_inputs
+from ser.pipeline import Inputs, clip_copies, timeline_inputs
 from ser.predictor import MAX_BATCH, clip_result, prepare
 from ser.raw_upload import RawAudioMiddleware
 from ser.raw_upload import document as document_raw_bodies
@@ -119,15 +119,20 @@ class SER:
 
     # --- steps shared by the endpoints ---------------------------------------------------------
     def _prepare(self, path: Path | bytes, limits: AudioLimits, window_s: float = 0, hop_s: float = 0):
-        """Decode + features in a worker thread; returns (prepared inputs, Inputs, duration)."""
+        """Decode + features in a worker thread; returns (prepared inputs, Inputs, duration).
+
+        A clip's Inputs are a list: the recording, then its SER_TTA_SPEEDS copies (one without).
+        """
         started = time.perf_counter()
         y = load_audio(path, limits)
         if window_s:
             inputs = timeline_inputs(y, self.spec.features, window_s=window_s, hop_s=hop_s)
+            x = prepare(self.spec, inputs)
         else:
-            inputs = clip_inputs(y, self.spec.features)
+            inputs = clip_copies(y, self.spec.features, SETTINGS.tta_speeds)
+            x = np.concatenate([prepare(self.spec, c) for c in inputs])
         PREPROCESS_SECONDS.observe(time.perf_counter() - started)
-        return prepare(self.spec, inputs), inputs, len(y) / self.spec.features.sample_rate
+        return x, inputs, len(y) / self.spec.features.sample_rate
 
     async def _infer(self, x: np.ndarray) -> np.ndarray:
         """Model probabilities through the batchable method, in chunks it accepts."""
@@ -146,7 +151,7 @@ class SER:
         with self._model_lock:  # An interpreter runs one call at a time (the batcher serialises too).
             return self._forward(x)
 
-    def _clip_json(self, probs: np.ndarray, inputs: Inputs, duration: float) -> dict:
+    def _clip_json(self, probs: np.ndarray, inputs: list[Inputs], duration: float) -> dict:
         pred = clip_result(self.spec, probs, inputs)
         pred.duration_s = round(duration, 3)
         PREDICTIONS.labels(emotion=pred.emotion).inc()

@@ -318,6 +318,17 @@ def markdown(res: dict) -> str:
         "",
         f"Decode + features alone: {ip['prep_clips_per_s']:.0f} clips/s; the model alone at batch 64: "
         f"{ip['forward_inputs_per_s_b64']:.0f} inputs/s.",
+        *(
+            [
+                "",
+                f"With test-time copies at speeds {', '.join(f'{v:g}' for v in ip['tta_speeds'])} "
+                f"(`SER_TTA_SPEEDS`), batch 64, one process: {ip['tta_clips_per_s_b64']:.1f} clips/s, "
+                f"{ip['clips_per_s']['64'] / ip['tta_clips_per_s_b64']:.2f}× the work per clip of the "
+                "clip alone.",
+            ]
+            if "tta_clips_per_s_b64" in ip and "64" in ip["clips_per_s"]
+            else []
+        ),
         "",
         "## Cold start and memory",
         "",

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ser.audio import normalize_loudness, segment, voiced_intervals
-from ser.errors import NoSpeechError
+from ser.audio import normalize_loudness, resample, segment, voiced_intervals
+from ser.errors import NoSpeechError, SERError
 from ser.features import FeatureConfig, clip_features
 
 MIN_SEGMENT_S = 0.25  # Shorter leftovers at a region's end carry too little to classify.
@@ -52,6 +52,27 @@ def clip_inputs(y: np.ndarray, config: FeatureConfig) -> Inputs:
     window = config.window_samples
     spans = segment([speech], window=window, hop=window // 2)
     return _inputs(y, spans, config, sum(e - s for s, e in regions))
+
+
+def speed_copy(y: np.ndarray, speed: float, sr: int) -> np.ndarray:
+    """``y`` played ``speed`` times as fast: pitch, formants and tempo move together, as in another
+    voice. Training's speed perturbation and the service's test-time copies are this one function."""
+    return resample(y, int(sr * speed), sr)
+
+
+def clip_copies(y: np.ndarray, config: FeatureConfig, speeds: tuple[float, ...] = ()) -> list[Inputs]:
+    """`clip_inputs` of the clip as recorded, then of each speed copy (test-time augmentation).
+
+    A copy that yields no input (too short once sped up) is left out, as `training.evaluate --tta`
+    leaves it out; the recording itself raises as `clip_inputs` does.
+    """
+    copies = [clip_inputs(y, config)]
+    for speed in speeds:
+        try:
+            copies.append(clip_inputs(speed_copy(y, speed, config.sample_rate), config))
+        except SERError:
+            continue
+    return copies
 
 
 def timeline_inputs(y: np.ndarray, config: FeatureConfig, *, window_s: float, hop_s: float) -> Inputs:

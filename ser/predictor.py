@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ser.audio import AudioLimits, load_audio
-from ser.pipeline import Inputs, clip_inputs
+from ser.pipeline import Inputs, clip_copies, clip_inputs
 from ser.spec import MODEL_FILE, ModelSpec, register_model_mel
 
 DEFAULT_MODEL = "ser_lstm:latest"
@@ -50,9 +50,22 @@ def prepare(spec: ModelSpec, inputs: Inputs) -> np.ndarray:
     return spec.norm.apply(inputs.x, inputs.lengths)
 
 
-def clip_result(spec: ModelSpec, probs: np.ndarray, inputs: Inputs) -> ClipPrediction:
-    """One clip's prediction from its segments' probabilities (n, n_labels)."""
-    p = combine_segments(probs, np.array([e - s for s, e in inputs.spans]))
+def clip_result(spec: ModelSpec, probs: np.ndarray, inputs: Inputs | list[Inputs]) -> ClipPrediction:
+    """One clip's prediction from its segments' probabilities (n, n_labels).
+
+    With a list of copies (`ser.pipeline.clip_copies`: the recording, then speed copies) ``probs``
+    holds their segments in that order, and the prediction is the mean of the copies' clip
+    probabilities, as `training.evaluate --tta` measures it.
+    """
+    copies = inputs if isinstance(inputs, list) else [inputs]
+    parts, start = [], 0
+    for c in copies:
+        n = len(c.x)
+        parts.append(combine_segments(probs[start : start + n], np.array([e - s for s, e in c.spans])))
+        start += n
+    if start != len(probs):
+        raise ValueError(f"{len(probs)} rows of probabilities for {start} inputs")
+    p = np.mean(parts, axis=0).astype(np.float32)
     best = int(np.argmax(p))
     return ClipPrediction(
         emotion=spec.labels[best],
@@ -99,7 +112,7 @@ class BasePredictor:
         out = [self._forward(x[i : i + MAX_BATCH]) for i in range(0, len(x), MAX_BATCH)]
         return np.concatenate(out).astype(np.float32)
 
-    def result(self, probs: np.ndarray, inputs: Inputs) -> ClipPrediction:
+    def result(self, probs: np.ndarray, inputs: Inputs | list[Inputs]) -> ClipPrediction:
         return clip_result(self.spec, probs, inputs)
 
     # --- whole path -------------------------------------------------------------------------
@@ -110,14 +123,15 @@ class BasePredictor:
         """Mono float32 audio at the spec's sample rate → one prediction."""
         return self.predict_many([y])[0]
 
-    def predict_many(self, clips: list[np.ndarray]) -> list[ClipPrediction]:
-        """Several clips in one batched forward pass."""
-        all_inputs = [self.inputs(y) for y in clips]
-        probs = self.forward(np.concatenate([self.prepare(i) for i in all_inputs]))
+    def predict_many(self, clips: list[np.ndarray], speeds: tuple[float, ...] = ()) -> list[ClipPrediction]:
+        """Several clips in one batched forward pass; ``speeds``: test-time copies of each clip
+        (`ser.pipeline.clip_copies`, as the service's SER_TTA_SPEEDS), averaged with it."""
+        all_copies = [clip_copies(y, self.spec.features, speeds) for y in clips]
+        probs = self.forward(np.concatenate([self.prepare(c) for copies in all_copies for c in copies]))
         out, start = [], 0
-        for y, inp in zip(clips, all_inputs, strict=True):
-            n = len(inp.spans)
-            pred = self.result(probs[start : start + n], inp)
+        for y, copies in zip(clips, all_copies, strict=True):
+            n = sum(len(c.x) for c in copies)
+            pred = self.result(probs[start : start + n], copies)
             pred.duration_s = len(y) / self.spec.features.sample_rate
             out.append(pred)
             start += n

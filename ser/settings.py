@@ -20,6 +20,7 @@
 | SER_DEMO_PUBLIC | 0 | 1: /ui needs no key even when one is set (the model is then open through it) |
 | SER_CORS_ORIGINS | (unset: closed) | browser origins allowed to call the API, comma-separated, or `*` |
 | SER_DEMO | auto | the Gradio demo at /ui: `auto` when installed, `0` never, `1` required |
+| SER_TTA_SPEEDS | (unset: off) | speed copies of each clip (`0.9,1.1`), averaged with it; not timelines |
 """
 
 from __future__ import annotations
@@ -51,6 +52,28 @@ def _env(name: str, default: float | int | str, cast=float):
     return value
 
 
+TTA_SPEED_RANGE = (0.7, 1.4)  # The speeds training's augmentations span (training/data.py).
+
+
+def parse_speeds(raw: str) -> tuple[float, ...]:
+    """SER_TTA_SPEEDS: comma-separated speeds within `TTA_SPEED_RANGE`, other than 1 (the recording)."""
+    low, high = TTA_SPEED_RANGE
+    speeds = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            speed = float(part)
+        except ValueError:
+            raise ValueError(f"SER_TTA_SPEEDS: {part!r} is not a number") from None
+        if not low <= speed <= high or speed == 1:
+            raise ValueError(f"SER_TTA_SPEEDS: {part!r} must be within {low}–{high} and not 1 (the clip)")
+        speeds.append(speed)
+    if len(set(speeds)) != len(speeds):
+        raise ValueError(f"SER_TTA_SPEEDS={raw!r} repeats a speed")
+    return tuple(speeds)
+
+
 def usable_cpus() -> int:
     """CPUs this process may run on (its affinity mask, which a container's cpuset narrows)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -73,6 +96,7 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)  # Never in a log line.
     demo_public: bool = False
     cors_origins: tuple[str, ...] = ()
+    tta_speeds: tuple[float, ...] = ()  # Test-time speed copies of /predict clips (ser.pipeline.clip_copies).
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -92,6 +116,7 @@ class Settings:
             api_key=read_api_key(),
             demo_public=os.environ.get("SER_DEMO_PUBLIC", "0") == "1",
             cors_origins=parse_origins(os.environ.get("SER_CORS_ORIGINS", "")),
+            tta_speeds=parse_speeds(os.environ.get("SER_TTA_SPEEDS", "")),
         )
 
     @property

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ser.audio import AudioLimits, load_audio, resample
+from ser.audio import AudioLimits, load_audio
 from ser.datasets.base import Entry
 from ser.features import FeatureConfig
 from ser.labels import label_index
-from ser.pipeline import clip_inputs
+from ser.pipeline import clip_inputs, speed_copy
 
 CACHE_VERSION = 2  # 2: kind="mean" inputs report n_mfcc real steps, not the MFCC frame count.
 
@@ -73,7 +73,7 @@ class ClipSet:
 def _augment(y: np.ndarray, name: str, seed: int, sr: int) -> np.ndarray:
     params = AUGMENTATIONS[name]
     if "speed" in params:
-        return resample(y, int(sr * params["speed"]), sr)
+        return speed_copy(y, params["speed"], sr)
     if "semitones" in params or "rate" in params:
         import librosa  # Training only.
 
