@@ -110,3 +110,27 @@ def test_tta_averages_each_clip_over_its_copies(monkeypatch):
     manifest = SimpleNamespace(entries=list(range(6)))
     y_true, y_pred = evaluate._tta_predictions(predictor, held_out, manifest, np.array([3, 5]), ["speed_1.1"])
     assert list(y_true) == [7, 8] and list(y_pred) == [1, 0]
+
+
+def test_pseudo_labels_take_each_class_surest_share():
+    """training.evaluate --pseudo-labels: per predicted class, the most confident of an equal share."""
+    from types import SimpleNamespace
+
+    from training import evaluate
+    from training.data import ClipSet
+
+    # Six clips, one segment each; x carries the probability of class 0.
+    p0 = np.array([0.9, 0.8, 0.6, 0.3, 0.45, 0.1], np.float32)
+    predictor = SimpleNamespace(
+        forward=lambda x: np.stack([x[:, 0, 0], 1 - x[:, 0, 0]], axis=1),
+        spec=SimpleNamespace(norm=SimpleNamespace(apply=lambda x, lengths: x), labels=("a", "b")),
+    )
+    truth = np.array([0, 0, 1, 1, 1, 0])
+    held_out = ClipSet(
+        p0[:, None, None] * np.ones((6, 2, 3), np.float32), np.full(6, 2), truth, np.arange(6), []
+    )
+    # Share per class: 2/3 of 6 / 2 = 2 clips. Class a: clips 0 and 1 (0.9, 0.8; 2 at 0.6 is left).
+    # Class b: clips 5 and 3 (0.9, 0.7; 4 at 0.55 is left).
+    chosen, accuracy = evaluate._pseudo_labels(predictor, held_out, 2 / 3)
+    assert chosen == {0: 0, 1: 0, 5: 1, 3: 1}
+    assert accuracy == 0.75  # Clip 5 is really class a.

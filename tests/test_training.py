@@ -134,6 +134,30 @@ def test_evaluate_cli_on_every_clip(trained, synthetic_dir, tmp_path):
     assert written["accuracy"] == metrics["accuracy"]
 
 
+def test_speaker_protocol_with_copies_and_pseudo_labels(synthetic_dir, tmp_path):
+    """--protocol speaker: one model per speaker, tested on the others; --tta and --pseudo-labels
+    report the same models' accuracy without them beside each run."""
+    from training import evaluate
+
+    out = tmp_path / "speaker.json"
+    argv = ["--protocol", "speaker", "--data", str(synthetic_dir), "--preset", "seed", "--epochs", "2"]
+    argv += ["--tta", "speed_1.1", "--pseudo-labels", "0.5", "--json", str(out)]
+    metrics = evaluate.main(argv)
+    written = json.loads(out.read_text())
+    assert set(written) >= {"accuracy", "macro_f1", "labels", "per_class", "confusion_matrix", "n"}
+    assert set(written) >= {"mean_accuracy", "runs", "tta", "pseudo_labels"}
+    speakers = sorted({r["train"] for r in written["runs"]})
+    assert len(written["runs"]) == len(speakers) == 4
+    for run in written["runs"]:
+        assert run["test"] == "+".join(s for s in speakers if s != run["train"])
+        assert 0 <= run["accuracy"] <= 1 and 0 <= run["accuracy_without_tta"] <= 1
+        assert 0 <= run["accuracy_before_pseudo_labels"] <= 1 and 0 <= run["pseudo_label_accuracy"] <= 1
+        # Half of each class's share of the other three speakers' 3 × 84 clips: 7 × int(0.5 × 252 / 7).
+        assert run["pseudo_labelled_clips"] <= 7 * 18
+    assert written["n"] == 3 * N_CLIPS  # Every clip is tested once per speaker it was not trained on.
+    assert metrics["mean_accuracy"] == pytest.approx(np.mean([r["accuracy"] for r in written["runs"]]))
+
+
 def test_ensure_model_does_not_train_when_the_store_has_one(trained, monkeypatch, capsys):
     import bentoml
 

@@ -92,6 +92,11 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "speed 0.8×–1.25×; test clips also at speed 0.8×, 0.9×, 1.1× and 1.25×, averaged (not served)",
         {"augment": SPEED4, "args": ("--tta", *SPEED4)},
     ),
+    "speed4_pseudo05": (
+        "speed 0.8×–1.25×; then the test speaker's surest half, labelled by the model, added and "
+        "trained again (adaptation with her unlabelled clips, not the protocol)",
+        {"augment": SPEED4, "args": ("--pseudo-labels", "0.5")},
+    ),
     "speed6": (
         "speed perturbation 0.7×–1.4×",
         {"augment": ("speed_0.7", "speed_0.8", "speed_0.9", "speed_1.1", "speed_1.25", "speed_1.4")},
