@@ -85,7 +85,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         {"augment": SPEED4, "channel_dropout": 0.2},
     ),
     "speed4_tta": (
-        "speed 0.8×–1.25×; test clips also at speed 0.9× and 1.1×, probabilities averaged (not served)",
+        "speed 0.8×–1.25×; test clips also at speed 0.9× and 1.1×, averaged (SER_TTA_SPEEDS=0.9,1.1)",
         {"augment": SPEED4, "args": ("--tta", "speed_0.9", "speed_1.1")},
     ),
     "speed4_tta4": (
