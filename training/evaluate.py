@@ -138,8 +138,9 @@ def speaker_protocol(args: argparse.Namespace) -> dict:
 def _tta_predictions(predictor, held_out, manifest, clips: np.ndarray, names: list[str]):
     """(true, predicted) per clip from the mean of its probabilities as recorded and as augmented.
 
-    Test-time augmentation, an evaluation-only experiment: the service answers from the recording
-    as sent. A copy that yields no input (too short once sped up) is left out of its clip's mean.
+    Test-time augmentation; the service makes speed copies the same way when SER_TTA_SPEEDS is set
+    (`ser.pipeline.clip_copies`). A copy that yields no input (too short once sped up) is left out of
+    its clip's mean.
     """
     entries = [manifest.entries[i] for i in clips]
     copies = [clip_probabilities(predictor, held_out)]
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> dict:
         default=None,
         choices=sorted(AUGMENTATIONS),
         help="with --protocol speaker: also predict on these augmented copies of each test clip and "
-        "average (test-time augmentation; the service does not)",
+        "average (test-time augmentation; the service's SER_TTA_SPEEDS does it with speed copies)",
     )
     p.add_argument(
         "--pseudo-labels",
