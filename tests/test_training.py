@@ -141,7 +141,7 @@ def test_speaker_protocol_with_copies_and_pseudo_labels(synthetic_dir, tmp_path)
 
     out = tmp_path / "speaker.json"
     argv = ["--protocol", "speaker", "--data", str(synthetic_dir), "--preset", "seed", "--epochs", "2"]
-    argv += ["--tta", "speed_1.1", "--pseudo-labels", "0.5", "--json", str(out)]
+    argv += ["--tta", "speed_1.1", "--pseudo-labels", "0.5", "--pseudo-rounds", "2", "--json", str(out)]
     metrics = evaluate.main(argv)
     written = json.loads(out.read_text())
     assert set(written) >= {"accuracy", "macro_f1", "labels", "per_class", "confusion_matrix", "n"}
@@ -151,9 +151,13 @@ def test_speaker_protocol_with_copies_and_pseudo_labels(synthetic_dir, tmp_path)
     for run in written["runs"]:
         assert run["test"] == "+".join(s for s in speakers if s != run["train"])
         assert 0 <= run["accuracy"] <= 1 and 0 <= run["accuracy_without_tta"] <= 1
-        assert 0 <= run["accuracy_before_pseudo_labels"] <= 1 and 0 <= run["pseudo_label_accuracy"] <= 1
-        # Half of each class's share of the other three speakers' 3 × 84 clips: 7 × int(0.5 × 252 / 7).
-        assert run["pseudo_labelled_clips"] <= 7 * 18
+        assert 0 <= run["accuracy_before_pseudo_labels"] <= 1
+        first, second = run["pseudo_label_rounds"]
+        # Half, then all, of each class's share of the other three speakers' 3 × 84 clips (36 a class).
+        assert (first["fraction"], second["fraction"]) == (0.5, 1.0)
+        assert first["clips"] <= 7 * 18 and first["clips"] <= second["clips"] <= 7 * 36
+        assert all(0 <= r["label_accuracy"] <= 1 and 0 <= r["accuracy"] <= 1 for r in (first, second))
+        assert run["accuracy_without_tta"] == pytest.approx(second["accuracy"])  # The same last model.
     assert written["n"] == 3 * N_CLIPS  # Every clip is tested once per speaker it was not trained on.
     assert metrics["mean_accuracy"] == pytest.approx(np.mean([r["accuracy"] for r in written["runs"]]))
 

@@ -97,6 +97,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "trained again (adaptation with her unlabelled clips, not the protocol)",
         {"augment": SPEED4, "args": ("--pseudo-labels", "0.5")},
     ),
+    "speed4_pseudo05x2": (
+        "as speed4_pseudo05, two rounds: the surest half, then all, each labelled by the latest model",
+        {"augment": SPEED4, "args": ("--pseudo-labels", "0.5", "--pseudo-rounds", "2")},
+    ),
     "speed6": (
         "speed perturbation 0.7×–1.4×",
         {"augment": ("speed_0.7", "speed_0.8", "speed_0.9", "speed_1.1", "speed_1.25", "speed_1.4")},

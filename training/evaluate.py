@@ -77,23 +77,10 @@ def speaker_protocol(args: argparse.Namespace) -> dict:
             predictor = Predictor(predictor.model, dataclasses.replace(predictor.spec, norm=norm))
             extra["accuracy_without_adaptation"] = trained.metrics["accuracy"]
         if args.pseudo_labels:  # Unlabelled clips of the test speaker, labelled by the model, then retrain.
-            extra["accuracy_before_pseudo_labels"] = trained.metrics["accuracy"]
-            chosen, extra["pseudo_label_accuracy"] = _pseudo_labels(predictor, held_out, args.pseudo_labels)
-            relabelled = dataclasses.replace(features, y=features.y.copy())
-            for clip, label in chosen.items():
-                relabelled.y[relabelled.clip == clip] = label
-            extended = dataclasses.replace(split, train=np.sort(np.concatenate([split.train, list(chosen)])))
-            retrained = fit(
-                preset,
-                relabelled,
-                extended,
-                augmented=augmented,
-                epochs=args.epochs,
-                batch_size=args.batch_size,
-                seed=args.seed,
+            predictor, extra["pseudo_label_rounds"] = _self_train(
+                preset, features, split, augmented, predictor, held_out, args
             )
-            predictor = retrained.predictor  # Tested below on the true labels of every test clip.
-            extra["pseudo_labelled_clips"] = len(chosen)
+            extra["accuracy_before_pseudo_labels"] = trained.metrics["accuracy"]
         if args.tta:
             t, p = clip_predictions(predictor, held_out)  # The same model, without the copies.
             extra["accuracy_without_tta"] = float(np.mean(t == p))
@@ -128,6 +115,7 @@ def speaker_protocol(args: argparse.Namespace) -> dict:
         adapt_norm=args.adapt_norm,
         tta=args.tta or [],
         pseudo_labels=args.pseudo_labels,
+        pseudo_rounds=args.pseudo_rounds if args.pseudo_labels else 0,
         runs=runs,
         mean_accuracy=float(np.mean([r["accuracy"] for r in runs])),
     )
@@ -154,6 +142,45 @@ def _tta_predictions(predictor, held_out, manifest, clips: np.ndarray, names: li
         y_true.append(label)
         y_pred.append(int(np.argmax(mean)))
     return np.array(y_true), np.array(y_pred)
+
+
+def _self_train(preset, features, split, augmented, predictor, held_out, args):
+    """Rounds of self-training on the test speaker's clips: label the surest with the current
+    model (`_pseudo_labels`; the fraction grows by ``--pseudo-labels`` each round, to at most all),
+    add them to the training clips and train again from scratch. Returns the last model and, per
+    round, how many clips were labelled, how many of those labels were right, and the new
+    model's accuracy on every test clip (true labels, for the report)."""
+    rounds = []
+    for r in range(args.pseudo_rounds):
+        fraction = min(1.0, args.pseudo_labels * (r + 1))
+        chosen, label_accuracy = _pseudo_labels(predictor, held_out, fraction)
+        relabelled = dataclasses.replace(features, y=features.y.copy())
+        for clip, label in chosen.items():
+            relabelled.y[relabelled.clip == clip] = label
+        extended = dataclasses.replace(split, train=np.sort(np.concatenate([split.train, list(chosen)])))
+        predictor = fit(
+            preset,
+            relabelled,
+            extended,
+            augmented=augmented,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            seed=args.seed,
+        ).predictor
+        t, p = clip_predictions(predictor, held_out)
+        rounds.append(
+            {
+                "fraction": fraction,
+                "clips": len(chosen),
+                "label_accuracy": label_accuracy,
+                "accuracy": float(np.mean(t == p)),
+            }
+        )
+        print(
+            f"self-training round {r + 1}: {len(chosen)} clips labelled ({label_accuracy:.3f} right), "
+            f"accuracy {rounds[-1]['accuracy']:.4f}"
+        )
+    return predictor, rounds
 
 
 def _pseudo_labels(predictor, held_out, fraction: float) -> tuple[dict[int, int], float]:
@@ -224,6 +251,12 @@ def main(argv: list[str] | None = None) -> dict:
         help="with --protocol speaker: label the test speaker's clips the model is surest of (this fraction "
         "of each class's share) with its own predictions, add them to training and train again; "
         "adaptation with unlabelled audio of the new voice, reported apart from the protocol",
+    )
+    p.add_argument(
+        "--pseudo-rounds",
+        type=int,
+        default=1,
+        help="with --pseudo-labels: rounds of self-training, each labelling with the latest model",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="write the metrics here")
