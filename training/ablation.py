@@ -101,6 +101,13 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "as speed4_pseudo05, two rounds: the surest half, then all, each labelled by the latest model",
         {"augment": SPEED4, "args": ("--pseudo-labels", "0.5", "--pseudo-rounds", "2")},
     ),
+    "speed4_pseudo05x2_tta": (
+        "as speed4_pseudo05x2, and test clips also at speed 0.9× and 1.1×, averaged",
+        {
+            "augment": SPEED4,
+            "args": ("--pseudo-labels", "0.5", "--pseudo-rounds", "2", "--tta", "speed_0.9", "speed_1.1"),
+        },
+    ),
     "speed6": (
         "speed perturbation 0.7×–1.4×",
         {"augment": ("speed_0.7", "speed_0.8", "speed_0.9", "speed_1.1", "speed_1.25", "speed_1.4")},
