@@ -11,7 +11,9 @@ behind `bentoml.depends` cost an HTTP round trip per request, and measured 75 ag
 at 32 concurrent /predict on 2 cores (README, "Why one service"). The service reads the feature
 settings and normalisation statistics from the stored model's metadata, the mel filterbank from
 the model's folder, and runs the model's LiteRT export (ser/runtime.py; SER_RUNTIME=keras runs
-Keras): no TensorFlow and no librosa on the serving path.
+Keras): no TensorFlow and no librosa on the serving path. /predict and /timeline also take the
+audio itself as the request body (ser/raw_upload.py, answered by the same `analyse` steps), and
+SER_TTA_SPEEDS adds speed copies of each clip, averaged with it (ser.pipeline.clip_copies).
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ class SER:
     def _prepare(self, path: Path | bytes, limits: AudioLimits, window_s: float = 0, hop_s: float = 0):
         """Decode + features in a worker thread; returns (prepared inputs, Inputs, duration).
 
-        A clip's Inputs are a list: the recording, then its SER_TTA_SPEEDS copies (one without).
+        A clip's Inputs are a list: the recording, then its SER_TTA_SPEEDS copies (if any).
         """
         started = time.perf_counter()
         y = load_audio(path, limits)
