@@ -61,15 +61,19 @@ def speaker_protocol(args: argparse.Namespace) -> dict:
     for train_speaker in speakers:
         split = _speaker_split(manifest.entries, train_speaker, args.seed)
         features, augmented = prepare(manifest, preset, split)
-        trained = fit(
-            preset,
-            features,
-            split,
-            augmented=augmented,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            seed=args.seed,
-        )
+
+        def train(clips, split, augmented=augmented):  # The same training for every model of the run.
+            return fit(
+                preset,
+                clips,
+                split,
+                augmented=augmented,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                seed=args.seed,
+            )
+
+        trained = train(features, split)
         test = [s for s in speakers if s != train_speaker]
         predictor, extra, held_out = trained.predictor, {}, _clips(features, split.test)
         if args.adapt_norm:  # Statistics of the test speaker's own clips; their labels are not used.
@@ -78,7 +82,7 @@ def speaker_protocol(args: argparse.Namespace) -> dict:
             extra["accuracy_without_adaptation"] = trained.metrics["accuracy"]
         if args.pseudo_labels:  # Unlabelled clips of the test speaker, labelled by the model, then retrain.
             predictor, extra["pseudo_label_rounds"] = _self_train(
-                preset, features, split, augmented, predictor, held_out, args
+                train, features, split, predictor, held_out, args.pseudo_labels, args.pseudo_rounds
             )
             extra["accuracy_before_pseudo_labels"] = trained.metrics["accuracy"]
         if args.tta:
@@ -144,33 +148,25 @@ def _tta_predictions(predictor, held_out, manifest, clips: np.ndarray, names: li
     return np.array(y_true), np.array(y_pred)
 
 
-def _self_train(preset, features, split, augmented, predictor, held_out, args):
+def _self_train(train, features, split, predictor, held_out, fraction: float, n_rounds: int):
     """Rounds of self-training on the test speaker's clips: label the surest with the current
-    model (`_pseudo_labels`; the fraction grows by ``--pseudo-labels`` each round, to at most all),
-    add them to the training clips and train again from scratch. Returns the last model and, per
+    model (`_pseudo_labels`; the fraction grows by ``fraction`` each round, to at most all), add
+    them to the training clips and ``train`` again from scratch. Returns the last model and, per
     round, how many clips were labelled, how many of those labels were right, and the new
     model's accuracy on every test clip (true labels, for the report)."""
     rounds = []
-    for r in range(args.pseudo_rounds):
-        fraction = min(1.0, args.pseudo_labels * (r + 1))
-        chosen, label_accuracy = _pseudo_labels(predictor, held_out, fraction)
+    for r in range(n_rounds):
+        share = min(1.0, fraction * (r + 1))
+        chosen, label_accuracy = _pseudo_labels(predictor, held_out, share)
         relabelled = dataclasses.replace(features, y=features.y.copy())
         for clip, label in chosen.items():
             relabelled.y[relabelled.clip == clip] = label
         extended = dataclasses.replace(split, train=np.sort(np.concatenate([split.train, list(chosen)])))
-        predictor = fit(
-            preset,
-            relabelled,
-            extended,
-            augmented=augmented,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            seed=args.seed,
-        ).predictor
+        predictor = train(relabelled, extended).predictor
         t, p = clip_predictions(predictor, held_out)
         rounds.append(
             {
-                "fraction": fraction,
+                "fraction": share,
                 "clips": len(chosen),
                 "label_accuracy": label_accuracy,
                 "accuracy": float(np.mean(t == p)),
