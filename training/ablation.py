@@ -101,6 +101,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "as speed4_pseudo05, two rounds: the surest half, then all, each labelled by the latest model",
         {"augment": SPEED4, "args": ("--pseudo-labels", "0.5", "--pseudo-rounds", "2")},
     ),
+    "speed4_pseudo033x3": (
+        "as speed4_pseudo05x2 in three rounds: the surest third, two thirds, then all",
+        {"augment": SPEED4, "args": ("--pseudo-labels", "0.3334", "--pseudo-rounds", "3")},
+    ),
     "speed4_pseudo05x2_tta": (
         "as speed4_pseudo05x2, and test clips also at speed 0.9× and 1.1×, averaged",
         {
