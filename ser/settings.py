@@ -21,6 +21,8 @@
 | SER_CORS_ORIGINS | (unset: closed) | browser origins allowed to call the API, comma-separated, or `*` |
 | SER_DEMO | auto | the Gradio demo at /ui: `auto` when installed, `0` never, `1` required |
 | SER_TTA_SPEEDS | (unset: off) | speed copies of each clip (`0.9,1.1`), averaged with it; not timelines |
+| SER_BATCH_WAIT | none | `none`: a batch starts when the model is free; `learnt`: BentoML's wait |
+| SER_INLINE_DECODE_SAMPLES | 480000 | /predict audio of ≤ this many frames × channels: decoded on the loop |
 """
 
 from __future__ import annotations
@@ -50,6 +52,26 @@ def _env(name: str, default: float | int | str, cast=float):
     if isinstance(value, (int, float)) and value <= 0:
         raise ValueError(f"{name}={raw!r} must be positive")
     return value
+
+
+BATCH_WAITS = ("none", "learnt")  # ser.compat.batch_wait_policy says what each does.
+
+
+def parse_choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = os.environ.get(name, "").strip().lower() or default
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}; allowed: {', '.join(allowed)}")
+    return value
+
+
+def parse_count(name: str, default: int) -> int:
+    """A whole number ≥ 0 (0 turns the feature off)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ValueError(f"{name}={raw!r} must be a whole number ≥ 0")
+    return int(raw)
 
 
 TTA_SPEED_RANGE = (0.7, 1.4)  # The speeds training's augmentations span (training/data.py).
@@ -97,6 +119,8 @@ class Settings:
     demo_public: bool = False
     cors_origins: tuple[str, ...] = ()
     tta_speeds: tuple[float, ...] = ()  # Test-time speed copies of /predict clips (ser.pipeline.clip_copies).
+    batch_wait: str = "none"
+    inline_decode_samples: int = 480_000  # 10 s at 48 kHz mono: a few ms of decode + features.
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -117,6 +141,8 @@ class Settings:
             demo_public=os.environ.get("SER_DEMO_PUBLIC", "0") == "1",
             cors_origins=parse_origins(os.environ.get("SER_CORS_ORIGINS", "")),
             tta_speeds=parse_speeds(os.environ.get("SER_TTA_SPEEDS", "")),
+            batch_wait=parse_choice("SER_BATCH_WAIT", "none", BATCH_WAITS),
+            inline_decode_samples=parse_count("SER_INLINE_DECODE_SAMPLES", 480_000),
         )
 
     @property
