@@ -7,7 +7,8 @@
 One run on one machine (about 8 minutes on 2 cores), everything against 127.0.0.1:
 1. a model (trained for a few epochs on the synthetic corpus, or exported from your store) in a
    temporary BENTOML_HOME, and `bentoml build` of the bento;
-2. the in-process limit (`loadtests.bench_inproc`): decode + features + batched model, no HTTP;
+2. the in-process limit (`loadtests.bench_inproc`): decode + features + batched model, no HTTP
+   (measured again beside each load level, as the machine's speed drifts);
 3. three servers, each started and timed (process start → first answered /predict), then warmed:
    ours as the image serves it (`python -m ser.prefork <bento>`) with adaptive batching, the same
    with SER_MAX_BATCH_SIZE=1 (batching off), and the seed-style peer (`loadtests.peer_app`,
@@ -164,9 +165,16 @@ def inproc_all_cores(cmd: list[str], env: dict, tmp: Path) -> dict:
     }
 
 
-def run_servers(bento: str, env: dict, bodies: Path, tmp: Path, args) -> dict:
+def inproc_beside(inproc_cmd: list[str], env: dict, tmp: Path) -> float:
+    """The in-process limit again (all cores, batch 64, one short round), measured beside a load
+    level: the machine's speed drifts over a run, and the ratio to the limit should not."""
+    quick = [*inproc_cmd[: inproc_cmd.index("--out")], "--limit-only", "--batches", "64", "--rounds", "1"]
+    return inproc_all_cores([*quick, "--out", str(tmp / "inproc-beside.json")], env, tmp)["best_clips_per_s"]
+
+
+def run_servers(bento: str, env: dict, bodies: Path, tmp: Path, args, inproc_cmd: list[str]) -> dict:
     """All three servers up at once (idle ones cost nothing), levels interleaved so drift in the
-    shared machine's load hits every configuration alike."""
+    shared machine's load hits every configuration alike; the in-process limit beside each level."""
 
     def serve(port: int) -> list[str]:  # As the image serves it (ser/prefork.py).
         return [str(BIN / "python"), "-m", "ser.prefork", bento, "--host", "127.0.0.1", "--port", str(port)]
@@ -209,6 +217,8 @@ def run_servers(bento: str, env: dict, bodies: Path, tmp: Path, args) -> dict:
         for c in args.levels:
             for s in servers:
                 s.out["levels"][str(c)] = measure(s, bodies, tmp, args, c)
+            batched.out.setdefault("inproc_beside", {})[str(c)] = limit = inproc_beside(inproc_cmd, env, tmp)
+            print(f"  in-process limit beside c={c}: {limit:.1f} clips/s", flush=True)
         best = max(r["ok_rps"] for r in batched.out["levels"].values())
         batched.out["half_rate"] = measure(batched, bodies, tmp, args, 256, rate=best / 2)
         for s in servers:
@@ -262,7 +272,7 @@ def main(argv: list[str] | None = None) -> dict:
         results["inproc"] = json.loads(inproc.read_text())
         results["inproc"]["all_cores"] = inproc_all_cores(inproc_cmd, env, tmp)
 
-        results["configs"] = run_servers(bento, env, bodies, tmp, args)
+        results["configs"] = run_servers(bento, env, bodies, tmp, args, inproc_cmd)
         print("container …", flush=True)
         results["container"] = container_cold_start(args.image, bodies)
     results["meta"].update(

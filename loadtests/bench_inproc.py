@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seconds", type=float, default=3.0, help="measured seconds per batch size and round")
     p.add_argument("--rounds", type=int, default=2, help="rounds over all batch sizes; the best counts")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--limit-only", action="store_true", help="only the batch sizes: no prep, model or copies")
     args = p.parse_args(argv)
 
     from ser.audio import load_audio
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> dict:
         "forward64": (lambda _: predictor.forward(x64), [b""], 64),
         "tta64": (with_copies, blobs, 64),
     }
+    if args.limit_only:
+        steps.clear()
     steps.update({str(b): (whole, blobs, int(b)) for b in args.batches.split(",")})
     rates: dict[str, float] = {}
     for _ in range(args.rounds):  # Rounds over every step, best of each: a limit, robust to neighbours.
@@ -75,12 +78,15 @@ def main(argv: list[str] | None = None) -> dict:
         "runtime": predictor.runtime,
         "input_shape": list(shape),
         "rounds": args.rounds,
-        "prep_clips_per_s": rates.pop("prep"),
-        "forward_inputs_per_s_b64": rates.pop("forward64"),
-        "tta_speeds": list(TTA_SPEEDS),
-        "tta_clips_per_s_b64": rates.pop("tta64"),
         "clips_per_s": rates,
     }
+    if not args.limit_only:
+        result.update(
+            prep_clips_per_s=rates.pop("prep"),
+            forward_inputs_per_s_b64=rates.pop("forward64"),
+            tta_speeds=list(TTA_SPEEDS),
+            tta_clips_per_s_b64=rates.pop("tta64"),
+        )
     best = max(result["clips_per_s"], key=result["clips_per_s"].get)
     result.update(best_batch=int(best), best_clips_per_s=result["clips_per_s"][best])
     text = json.dumps(result, indent=1)

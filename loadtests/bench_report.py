@@ -81,7 +81,12 @@ def ratios(res: dict) -> dict:
 
     levels = [int(c) for c in cfg["batched"]["levels"]]
     c = 32 if 32 in levels else max(levels)
-    best = max(rps("batched", lv) for lv in levels)
+    best_level = max(levels, key=lambda lv: rps("batched", lv))
+    best = rps("batched", best_level)
+    # The limit the target is measured against: the highest of this run's in-process measurements
+    # (at the start, and beside each level in runs since they were added): the strictest ratio.
+    beside = {int(k): v for k, v in cfg["batched"].get("inproc_beside", {}).items()}
+    limit = max([_ceiling(res["inproc"])["best_clips_per_s"], *beside.values()])
     half = cfg["batched"].get("half_rate", {})
     single = cfg["batched"]["levels"][str(levels[0])]
     n503 = sum(
@@ -105,7 +110,11 @@ def ratios(res: dict) -> dict:
         "batched_over_unbatched": rps("batched", c) / max(rps("unbatched", c), 1e-9),
         "batched_over_unbatched_best": best / max(max(rps("unbatched", lv) for lv in levels), 1e-9),
         "best_rps": best,
-        "ours_over_inproc": best / _ceiling(res["inproc"])["best_clips_per_s"],
+        "best_level": best_level,
+        "inproc_limit": limit,
+        "inproc_beside": beside,
+        "ours_over_inproc": best / limit,
+        "ours_over_inproc_beside": best / beside[best_level] if best_level in beside else None,
         "ours_over_inproc_one": best / res["inproc"]["best_clips_per_s"],
         "half_rate": half.get("rate"),
         "half_p99_ms": half.get("p99_ms"),
@@ -239,8 +248,15 @@ def markdown(res: dict) -> str:
         f"- CPU per request at concurrency {r['c']}: peer / ours **{r['cpu_peer_over_ours']:.1f}×**, "
         f"unbatched / batched **{r['cpu_unbatched_over_batched']:.2f}×**",
         f"- ours (best level, {r['best_rps']:.1f} req/s) / in-process limit on all cores "
-        f"({_ceiling(ip)['best_clips_per_s']:.1f} clips/s at batch {_ceiling(ip)['best_batch']}): "
-        f"**{100 * r['ours_over_inproc']:.0f} %** (against one core's {ip['best_clips_per_s']:.1f} clips/s: "
+        f"({r['inproc_limit']:.1f} clips/s, the highest measured in this run): "
+        f"**{100 * r['ours_over_inproc']:.0f} %**"
+        + (
+            f"; against the limit measured right after that level ({r['inproc_beside'][r['best_level']]:.1f} "
+            f"clips/s): {100 * r['ours_over_inproc_beside']:.0f} %"
+            if r["ours_over_inproc_beside"]
+            else ""
+        )
+        + f" (against one core's {ip['best_clips_per_s']:.1f} clips/s at the start: "
         f"{100 * r['ours_over_inproc_one']:.0f} %)",
         "",
         "## Throughput and latency (closed loop, /predict)",
@@ -321,6 +337,17 @@ def markdown(res: dict) -> str:
         *(
             [
                 "",
+                "Measured again right after each load level (all cores, batch 64, one round): "
+                + ", ".join(f"after {c} clients {v:.1f}" for c, v in r["inproc_beside"].items())
+                + " clips/s. The target uses the highest of all these, so that a slow moment during "
+                "the in-process runs cannot flatter the ratio.",
+            ]
+            if r["inproc_beside"]
+            else []
+        ),
+        *(
+            [
+                "",
                 f"With test-time copies at speeds {', '.join(f'{v:g}' for v in ip['tta_speeds'])} "
                 f"(`SER_TTA_SPEEDS`), batch 64, one process: {ip['tta_clips_per_s_b64']:.1f} clips/s, "
                 f"{ip['clips_per_s']['64'] / ip['tta_clips_per_s_b64']:.2f}× the work per clip of the "
@@ -378,7 +405,9 @@ NOTES = """## How it is measured
 - The in-process limit runs `load_audio` + `predict_many` on the same encoded clips in one thread,
   on the service's model runtime (`ser.runtime.load`, one thread, as in the service): once alone,
   then as one process per core all at once, as the service runs one worker per core. The second,
-  summed over the processes, is the machine's ceiling; the target is measured against it.
+  summed over the processes, is the machine's ceiling. It is measured again (batch 64, one round)
+  right after each load level, since a shared machine's speed drifts over a run; the target is
+  measured against the highest of these.
 - Our servers run as the image does: `python -m ser.prefork <bento>` (gunicorn forking uvicorn
   workers of the BentoML app from one process that imported the service), `SER_DEMO=0` (the slim
   image has no Gradio), so `SER_WORKERS` takes its default, one worker process per usable CPU.

@@ -1,0 +1,45 @@
+"""`make bench` end to end, small: every server starts and answers, the report is written, and the
+in-process limit the target uses is the highest measured in the run (not whichever came first)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_a_short_bench_run_writes_its_report(tmp_path):
+    out = tmp_path / "bench"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SER_")}
+    cmd = [sys.executable, "-m", "loadtests.bench", "--levels", "1,4", "--warmup", "1", "--duration", "2"]
+    cmd += ["--clips", "4", "--epochs", "1", "--image", "localhost/ser:no-such-image", "--out", str(out)]
+    run = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "in-process limit beside c=4" in run.stdout
+
+    res = json.loads((out / "results.json").read_text())
+    batched = res["configs"]["batched"]
+    assert set(batched["inproc_beside"]) == {"1", "4"}
+    assert all(v > 0 for v in batched["inproc_beside"].values())
+    for name in ("batched", "multipart", "unbatched", "peer"):
+        for level in res["configs"][name]["levels"].values():
+            assert level["ok"] > 0 and level["errors"] == 0, (name, level)
+    report = (out / "report.md").read_text()
+    assert "| ≥ 50 % of the in-process limit |" in report
+    assert "Measured again right after each load level" in report
+    assert (out / "throughput.png").stat().st_size > 0 and (out / "latency.png").stat().st_size > 0
+
+    from loadtests.bench_report import ratios
+
+    r = ratios(res)
+    highest = max([res["inproc"]["all_cores"]["best_clips_per_s"], *batched["inproc_beside"].values()])
+    assert r["inproc_limit"] == highest
+    batched["inproc_beside"]["4"] = 10 * highest  # A faster moment beside one level sets the limit.
+    assert ratios(res)["ours_over_inproc"] == pytest.approx(r["best_rps"] / (10 * highest))
