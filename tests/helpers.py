@@ -143,13 +143,17 @@ def stop(proc: subprocess.Popen) -> None:
         pass
 
 
-def send_whole_requests(url: str, files: dict, n: int) -> list[http.client.HTTPConnection]:
-    """``n`` POSTs of ``files`` to ``url``, each connected and completely sent before this returns.
+def send_whole_requests(
+    url: str, files: dict | None, n: int, data: bytes | None = None, headers: dict | None = None
+) -> list[http.client.HTTPConnection]:
+    """``n`` POSTs of ``files`` (a multipart form) or ``data`` (the body, with ``headers``) to
+    ``url``, each connected and completely sent before this returns.
 
     For tests that signal a server with requests in flight: a client thread still connecting when
     the listener closes would be refused, rightly, and say nothing about the requests in flight.
+    And for tests of batching: the requests reach the server together, whatever the client's speed.
     """
-    request = requests.Request("POST", url, files=files).prepare()
+    request = requests.Request("POST", url, files=files, data=data, headers=headers).prepare()
     parts = urllib.parse.urlsplit(url)
     connections = [http.client.HTTPConnection(parts.hostname, parts.port, timeout=60) for _ in range(n)]
     for conn in connections:

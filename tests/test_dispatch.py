@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 import requests
 import soundfile as sf
-
-from tests.conftest import encode, tone
-from tests.helpers import serve
+from conftest import encode, tone
+from helpers import serve
 
 
 # --- settings --------------------------------------------------------------------------------------
