@@ -147,8 +147,10 @@ def inproc_all_cores(cmd: list[str], env: dict, tmp: Path) -> dict:
     cores = usable_cpus()  # As the service's SER_WORKERS default.
     outs = [tmp / f"inproc-core{i}.json" for i in range(cores)]
     procs = [
-        subprocess.Popen(
-            [*cmd[: cmd.index("--out")], "--out", str(out)], env={**env, "OPENBLAS_NUM_THREADS": "1"}
+        subprocess.Popen(  # Their JSON goes to --out; the bench's log keeps to one line per step.
+            [*cmd[: cmd.index("--out")], "--out", str(out)],
+            env={**env, "OPENBLAS_NUM_THREADS": "1"},
+            stdout=subprocess.DEVNULL,
         )
         for out in outs
     ]
