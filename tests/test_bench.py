@@ -43,3 +43,22 @@ def test_a_short_bench_run_writes_its_report(tmp_path):
     assert r["inproc_limit"] == highest
     batched["inproc_beside"]["4"] = 10 * highest  # A faster moment beside one level sets the limit.
     assert ratios(res)["ours_over_inproc"] == pytest.approx(r["best_rps"] / (10 * highest))
+
+
+def test_queue_model_matches_queueing_theory():
+    """M/D/1: mean wait ρ / (2μ(1 − ρ)); light load answers in the service time."""
+    import numpy as np
+
+    from loadtests.queue_model import main, sojourn_ms
+
+    rng = np.random.default_rng(1)
+    service_s, rate = 0.004, 125.0  # ρ = 0.5.
+    ms = sojourn_ms(rate, np.full(200_000, service_s), 1, rng)
+    rho, mu = rate * service_s, 1 / service_s
+    assert ms.mean() == pytest.approx(1000 * (service_s + rho / (2 * mu * (1 - rho))), rel=0.03)
+    light = main(["--rate", "1", "--service-ms", "4", "--servers", "2", "--requests", "2000"])
+    assert light["p50_ms"] == light["p99_ms"] == 4.0
+    pooled = main(["--rate", "240", "--service-ms", "4.4", "--servers", "2"])
+    split = main(["--rate", "240", "--service-ms", "4.4", "--servers", "1", "--split", "2"])
+    assert pooled["utilisation"] == split["utilisation"] == 0.528
+    assert pooled["p99_ms"] < split["p99_ms"]  # One queue for both servers beats one each.
