@@ -196,8 +196,10 @@ def no_wait_optimizer(max_latency_s: float):
 def batch_wait_policy(service_name: str, policy: str) -> None:
     """SER_BATCH_WAIT for ``service_name``'s batchable methods: ``none`` (`no_wait_optimizer`) or
     ``learnt`` (BentoML's own `CorkDispatcher` as it ships)."""
-    if policy not in ("none", "learnt"):
-        raise ValueError(f"batch wait policy {policy!r}; allowed: none, learnt")
+    from ser.settings import BATCH_WAITS
+
+    if policy not in BATCH_WAITS:
+        raise ValueError(f"batch wait policy {policy!r}; allowed: {', '.join(BATCH_WAITS)}")
     _BATCH_WAITS[service_name] = policy
     _record_app_factories()
 

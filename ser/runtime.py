@@ -138,10 +138,9 @@ def _threads() -> int:
 
 
 def runtime_from_env() -> str:
-    runtime = os.environ.get("SER_RUNTIME", "litert").strip().lower() or "litert"
-    if runtime not in RUNTIMES:
-        raise ValueError(f"SER_RUNTIME={runtime!r}; allowed: {', '.join(RUNTIMES)}")
-    return runtime
+    from ser.settings import parse_choice
+
+    return parse_choice("SER_RUNTIME", "litert", RUNTIMES)
 
 
 def has_litert(ref) -> bool:
