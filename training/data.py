@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -119,6 +120,14 @@ def _extract(job: tuple[str, dict, str, str]) -> tuple[np.ndarray, np.ndarray] |
     return inputs.x, inputs.lengths
 
 
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """Processes from a fresh forkserver, never forked from the caller: a caller that has
+    TensorFlow loaded (evaluation, self-training rounds, a test session) holds its locks in
+    threads a fork does not copy, and a forked worker once hung for good in a TF function's
+    ``__del__`` during garbage collection."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+
+
 def extract(
     entries: list[Entry],
     config: FeatureConfig,
@@ -138,7 +147,7 @@ def extract(
     if workers == 1:
         results = [_extract(j) for j in tqdm(jobs, desc=desc, disable=not progress)]
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        with worker_pool(workers) as pool:
             results = list(
                 tqdm(pool.map(_extract, jobs, chunksize=16), total=len(jobs), desc=desc, disable=not progress)
             )

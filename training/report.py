@@ -25,7 +25,6 @@ import json
 import os
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from tqdm import tqdm
@@ -33,6 +32,7 @@ from tqdm import tqdm
 from ser.audio import load_audio
 from ser.datasets import DATASETS, Manifest, detect, load_manifest
 from ser.labels import EMOTIONS
+from training.data import worker_pool
 from training.report_plots import counts_png, durations_png, example_png
 from training.report_stats import (
     REPORT_LIMITS,
@@ -53,7 +53,7 @@ def analyze_all(paths: list[str], workers: int | None = None) -> list[FileStats]
     progress = {"total": len(paths), "desc": "analysing", "unit": "file"}
     if workers <= 1 or len(paths) < 2:
         return [analyze_file(p) for p in tqdm(paths, **progress)]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with worker_pool(workers) as pool:
         # Chunks amortise the inter-process round trip: one clip takes only a few milliseconds.
         chunk = max(1, min(32, len(paths) // (4 * workers)))
         return list(tqdm(pool.map(analyze_file, paths, chunksize=chunk), **progress))
