@@ -41,7 +41,9 @@ from ser.security import parse_origins, read_api_key
 WORKER_ENVS = [{"name": "OPENBLAS_NUM_THREADS", "value": "1"}, {"name": "MALLOC_ARENA_MAX", "value": "2"}]
 
 
-def _env(name: str, default: float | int | str, cast=float):
+def _env(name: str, default: float | int | str, cast=float, *, allow_zero: bool = False):
+    """``name`` cast to ``cast``, or ``default`` when unset; numbers must be positive (or 0 with
+    ``allow_zero``, where 0 turns a feature off)."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -49,8 +51,8 @@ def _env(name: str, default: float | int | str, cast=float):
         value = cast(raw)
     except ValueError:
         raise ValueError(f"{name}={raw!r} is not a valid {cast.__name__}") from None
-    if isinstance(value, (int, float)) and value <= 0:
-        raise ValueError(f"{name}={raw!r} must be positive")
+    if isinstance(value, (int, float)) and (value < 0 or (value == 0 and not allow_zero)):
+        raise ValueError(f"{name}={raw!r} must be {'≥ 0' if allow_zero else 'positive'}")
     return value
 
 
@@ -62,16 +64,6 @@ def parse_choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValueError(f"{name}={value!r}; allowed: {', '.join(allowed)}")
     return value
-
-
-def parse_count(name: str, default: int) -> int:
-    """A whole number ≥ 0 (0 turns the feature off)."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit():
-        raise ValueError(f"{name}={raw!r} must be a whole number ≥ 0")
-    return int(raw)
 
 
 TTA_SPEED_RANGE = (0.7, 1.4)  # The speeds training's augmentations span (training/data.py).
@@ -142,7 +134,7 @@ class Settings:
             cors_origins=parse_origins(os.environ.get("SER_CORS_ORIGINS", "")),
             tta_speeds=parse_speeds(os.environ.get("SER_TTA_SPEEDS", "")),
             batch_wait=parse_choice("SER_BATCH_WAIT", "none", BATCH_WAITS),
-            inline_decode_samples=parse_count("SER_INLINE_DECODE_SAMPLES", 480_000),
+            inline_decode_samples=_env("SER_INLINE_DECODE_SAMPLES", 480_000, int, allow_zero=True),
         )
 
     @property

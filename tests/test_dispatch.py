@@ -34,8 +34,9 @@ def test_settings_defaults_and_values(monkeypatch):
     "name, value, message",
     [
         ("SER_BATCH_WAIT", "short", r"SER_BATCH_WAIT='short'; allowed: none, learnt"),
-        ("SER_INLINE_DECODE_SAMPLES", "-1", r"SER_INLINE_DECODE_SAMPLES='-1' must be a whole number ≥ 0"),
-        ("SER_INLINE_DECODE_SAMPLES", "1e5", r"must be a whole number ≥ 0"),
+        ("SER_INLINE_DECODE_SAMPLES", "-1", r"SER_INLINE_DECODE_SAMPLES='-1' must be ≥ 0"),
+        ("SER_INLINE_DECODE_SAMPLES", "1e5", r"SER_INLINE_DECODE_SAMPLES='1e5' is not a valid int"),
+        ("SER_MAX_BATCH_SIZE", "0", r"SER_MAX_BATCH_SIZE='0' must be positive"),
     ],
 )
 def test_settings_refuse_bad_values(monkeypatch, name, value, message):
