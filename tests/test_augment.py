@@ -108,8 +108,42 @@ def test_tta_averages_each_clip_over_its_copies(monkeypatch):
     monkeypatch.setattr(evaluate, "extract", lambda entries, config, augmentation: clipset([1.0], [0]))
     held_out = clipset([0.0, 0.0], [3, 5])
     manifest = SimpleNamespace(entries=list(range(6)))
-    y_true, y_pred = evaluate._tta_predictions(predictor, held_out, manifest, np.array([3, 5]), ["speed_1.1"])
+    y_true, y_pred = evaluate._averaged_predictions(
+        [predictor], held_out, manifest, np.array([3, 5]), ["speed_1.1"]
+    )
     assert list(y_true) == [7, 8] and list(y_pred) == [1, 0]
+
+
+def test_ensemble_averages_each_clip_over_its_models():
+    """training.evaluate --ensemble: a clip's prediction is the mean over the models, so one sure
+    model outvotes one that leans the other way, and models that agree keep their answer."""
+    from types import SimpleNamespace
+
+    from training import evaluate
+    from training.data import ClipSet
+
+    def model(table):
+        return SimpleNamespace(
+            forward=lambda x: np.array([table[int(v)] for v in x[:, 0, 0]], np.float32),
+            spec=SimpleNamespace(norm=SimpleNamespace(apply=lambda x, lengths: x), features=None),
+        )
+
+    # Clip 0: the first model leans to class 0 (0.6), the second is sure of class 1 (0.95).
+    # Clip 1: both say class 0.
+    first = model({0: [0.6, 0.4], 1: [0.8, 0.2]})
+    second = model({0: [0.05, 0.95], 1: [0.7, 0.3]})
+    held_out = ClipSet(
+        np.array([0.0, 1.0], np.float32)[:, None, None] * np.ones((2, 2, 3), np.float32),
+        np.full(2, 2),
+        np.array([1, 0]),
+        np.array([0, 1]),
+        [],
+    )
+    manifest = SimpleNamespace(entries=[0, 1])
+    clips = np.array([0, 1])
+    y_true, y_pred = evaluate._averaged_predictions([first, second], held_out, manifest, clips, [])
+    assert list(y_true) == [1, 0] and list(y_pred) == [1, 0]
+    assert list(evaluate._averaged_predictions([first], held_out, manifest, clips, [])[1]) == [0, 0]
 
 
 def test_pseudo_labels_take_each_class_surest_share():

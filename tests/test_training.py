@@ -162,6 +162,22 @@ def test_speaker_protocol_with_copies_and_pseudo_labels(synthetic_dir, tmp_path)
     assert metrics["mean_accuracy"] == pytest.approx(np.mean([r["accuracy"] for r in written["runs"]]))
 
 
+def test_speaker_protocol_ensemble(synthetic_dir, tmp_path):
+    """--ensemble N: N models per direction on the same split, each member's accuracy beside the run."""
+    from training import evaluate
+
+    argv = ["--protocol", "speaker", "--data", str(synthetic_dir), "--preset", "seed", "--epochs", "1"]
+    metrics = evaluate.main([*argv, "--ensemble", "2"])
+    assert metrics["ensemble"] == 2
+    for run in metrics["runs"]:
+        assert len(run["member_accuracies"]) == 2
+        assert run["accuracy_without_tta"] == pytest.approx(run["member_accuracies"][0])
+    with pytest.raises(SystemExit):
+        evaluate.main([*argv, "--ensemble", "2", "--pseudo-labels", "0.5"])
+    with pytest.raises(SystemExit):
+        evaluate.main([*argv, "--ensemble", "0"])
+
+
 def test_ensure_model_does_not_train_when_the_store_has_one(trained, monkeypatch, capsys):
     import bentoml
 

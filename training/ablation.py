@@ -92,6 +92,15 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "speed 0.8×–1.25×; test clips also at speed 0.8×, 0.9×, 1.1× and 1.25×, averaged (not served)",
         {"augment": SPEED4, "args": ("--tta", *SPEED4)},
     ),
+    "speed4_ens5": (
+        "speed 0.8×–1.25×; five models (seeds seed … seed+4, the same split), probabilities averaged "
+        "(not served)",
+        {"augment": SPEED4, "args": ("--ensemble", "5")},
+    ),
+    "speed4_ens5_tta": (
+        "as speed4_ens5, and test clips also at speed 0.9× and 1.1×, averaged over models and copies",
+        {"augment": SPEED4, "args": ("--ensemble", "5", "--tta", "speed_0.9", "speed_1.1")},
+    ),
     "speed4_pseudo05": (
         "speed 0.8×–1.25×; then the test speaker's surest half, labelled by the model, added and "
         "trained again (adaptation with her unlabelled clips, not the protocol)",

@@ -62,7 +62,7 @@ def speaker_protocol(args: argparse.Namespace) -> dict:
         split = _speaker_split(manifest.entries, train_speaker, args.seed)
         features, augmented = prepare(manifest, preset, split)
 
-        def train(clips, split, augmented=augmented):  # The same training for every model of the run.
+        def train(clips, split, augmented=augmented, seed=args.seed):  # The same training for every model.
             return fit(
                 preset,
                 clips,
@@ -70,7 +70,7 @@ def speaker_protocol(args: argparse.Namespace) -> dict:
                 augmented=augmented,
                 epochs=args.epochs,
                 batch_size=args.batch_size,
-                seed=args.seed,
+                seed=seed,
             )
 
         trained = train(features, split)
@@ -85,10 +85,19 @@ def speaker_protocol(args: argparse.Namespace) -> dict:
                 train, features, split, predictor, held_out, args.pseudo_labels, args.pseudo_rounds
             )
             extra["accuracy_before_pseudo_labels"] = trained.metrics["accuracy"]
-        if args.tta:
-            t, p = clip_predictions(predictor, held_out)  # The same model, without the copies.
+        predictors = [predictor]
+        for k in range(1, args.ensemble):  # Same split and data, another seed for weights and order.
+            predictors.append(train(features, split, seed=args.seed + k).predictor)
+        if args.ensemble > 1:
+            members = [clip_predictions(m, held_out) for m in predictors]
+            extra["member_accuracies"] = [float(np.mean(t == p)) for t, p in members]
+            if args.tta:
+                t, p = _averaged_predictions(predictors, held_out, manifest, split.test, [])
+                extra["accuracy_ensemble_without_tta"] = float(np.mean(t == p))
+        if args.tta or args.ensemble > 1:
+            t, p = clip_predictions(predictor, held_out)  # The first model alone, without copies.
             extra["accuracy_without_tta"] = float(np.mean(t == p))
-            t, p = _tta_predictions(predictor, held_out, manifest, split.test, args.tta)
+            t, p = _averaged_predictions(predictors, held_out, manifest, split.test, args.tta or [])
         else:
             t, p = clip_predictions(predictor, held_out)
         y_true.append(t)
@@ -118,6 +127,7 @@ def speaker_protocol(args: argparse.Namespace) -> dict:
         preset=preset.name,
         adapt_norm=args.adapt_norm,
         tta=args.tta or [],
+        ensemble=args.ensemble,
         pseudo_labels=args.pseudo_labels,
         pseudo_rounds=args.pseudo_rounds if args.pseudo_labels else 0,
         runs=runs,
@@ -127,19 +137,21 @@ def speaker_protocol(args: argparse.Namespace) -> dict:
     return metrics
 
 
-def _tta_predictions(predictor, held_out, manifest, clips: np.ndarray, names: list[str]):
-    """(true, predicted) per clip from the mean of its probabilities as recorded and as augmented.
+def _averaged_predictions(predictors, held_out, manifest, clips: np.ndarray, names: list[str]):
+    """(true, predicted) per clip from the mean of its probabilities over every model and every
+    copy: as recorded and as augmented by each of ``names``.
 
     Test-time augmentation; the service makes speed copies the same way when SER_TTA_SPEEDS is set
     (`ser.pipeline.clip_copies`). A copy that yields no input (too short once sped up) is left out of
-    its clip's mean.
+    its clip's mean. Several models (``--ensemble``) are not served: each costs a forward pass.
     """
     entries = [manifest.entries[i] for i in clips]
-    copies = [clip_probabilities(predictor, held_out)]
+    sets = [held_out]
     for name in names:
-        aug = extract(entries, predictor.spec.features, augmentation=name)
+        aug = extract(entries, predictors[0].spec.features, augmentation=name)
         aug.clip = clips[aug.clip]  # Back to indices into the whole manifest.
-        copies.append(clip_probabilities(predictor, aug))
+        sets.append(aug)
+    copies = [clip_probabilities(m, s) for m in predictors for s in sets]
     y_true, y_pred = [], []
     for clip, (label, _) in copies[0].items():
         mean = np.mean([c[clip][1] for c in copies if clip in c], axis=0)
@@ -254,10 +266,22 @@ def main(argv: list[str] | None = None) -> dict:
         default=1,
         help="with --pseudo-labels: rounds of self-training, each labelling with the latest model",
     )
+    p.add_argument(
+        "--ensemble",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --protocol speaker: train N models (seeds seed … seed+N-1, the same split) and average "
+        "their probabilities (with --tta, over every copy too); not served",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="write the metrics here")
     p.add_argument("--png", type=Path, default=None, help="write the confusion matrix here")
     args = p.parse_args(argv)
+    if args.ensemble < 1:
+        p.error(f"--ensemble {args.ensemble}: at least 1 model")
+    if args.ensemble > 1 and (args.pseudo_labels or args.adapt_norm):
+        p.error("--ensemble is measured on its own: not with --pseudo-labels or --adapt-norm")
     metrics = speaker_protocol(args) if args.protocol == "speaker" else evaluate_model(args)
     print(format_metrics(metrics))
     if args.json:
