@@ -9,6 +9,8 @@ Training, evaluation, the service and the demo all call these functions.
 from __future__ import annotations
 
 import io
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,11 +207,37 @@ def to_mono(y: np.ndarray) -> np.ndarray:
     return y.mean(axis=1, dtype=np.float64).astype(np.float32) if y.ndim == 2 else y.astype(np.float32)
 
 
+RESAMPLERS_PER_THREAD = 8  # Rate pairs kept; uploads may carry any rate, so the cache is bounded.
+_resamplers = threading.local()
+
+
 def resample(y: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndarray:
-    """Band-limited resampling with soxr (high quality); a no-op when the rates match."""
+    """Band-limited resampling of mono float32 with soxr (high quality); a no-op when the rates match.
+
+    One soxr stream per rate pair and thread, cleared before each signal: the same samples as
+    `soxr.resample` (a test checks) without designing the filter anew for every call, which was
+    about 40 % of the one-shot call's time on a TESS clip (24,414 → 16,000 Hz).
+    """
+    y = np.ascontiguousarray(y, dtype=np.float32)
     if sr_in == sr_out:
-        return y.astype(np.float32, copy=False)
-    return soxr.resample(y, sr_in, sr_out, quality="HQ").astype(np.float32, copy=False)
+        return y
+    stream = _resampler(int(sr_in), int(sr_out))
+    stream.clear()
+    return stream.resample_chunk(y, last=True)
+
+
+def _resampler(sr_in: int, sr_out: int) -> soxr.ResampleStream:
+    cache = getattr(_resamplers, "streams", None)
+    if cache is None:
+        cache = _resamplers.streams = OrderedDict()
+    key = (sr_in, sr_out)
+    stream = cache.pop(key, None)
+    if stream is None:
+        stream = soxr.ResampleStream(sr_in, sr_out, 1, dtype="float32", quality="HQ")
+    cache[key] = stream  # Most recently used last.
+    while len(cache) > RESAMPLERS_PER_THREAD:
+        cache.popitem(last=False)
+    return stream
 
 
 def load_audio(data: bytes | str | Path, limits: AudioLimits | None = None) -> np.ndarray:

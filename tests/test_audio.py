@@ -75,6 +75,27 @@ def test_resampling_keeps_a_tone_at_its_frequency():
     assert np.argmax(spectrum) == pytest.approx(1000, abs=1)  # 1 Hz bins over 1 s
 
 
+def test_resampling_matches_soxr_one_shot_call_after_call():
+    """The cached streams give what `soxr.resample` gives for each signal alone: no state leaks
+    from one clip into the next, whatever their rates and lengths (empty and one-sample too)."""
+    import soxr
+
+    rng = np.random.default_rng(0)
+    for sr, n in [(24_414, 58_918), (48_000, 7), (24_414, 1_000), (8_000, 0), (44_100, 1), (24_414, 30_001)]:
+        y = rng.standard_normal(n).astype(np.float32)
+        expected = soxr.resample(y, sr, SAMPLE_RATE, quality="HQ")
+        got = audio.resample(y, sr)
+        assert got.dtype == np.float32 and got.shape == expected.shape
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_resampler_cache_is_bounded():
+    y = np.ones(100, np.float32)
+    for sr in range(8_000, 8_000 + 20 * audio.RESAMPLERS_PER_THREAD, 20):
+        audio.resample(y, sr)
+    assert len(audio._resamplers.streams) == audio.RESAMPLERS_PER_THREAD
+
+
 def test_header_limits_are_checked_before_decoding(monkeypatch):
     data = encode(tone(5.0))
     calls = []
