@@ -168,6 +168,7 @@ def test_inline_and_threaded_decoding_answer_alike(trained_store, tmp_path):
         with ThreadPoolExecutor(12) as pool:
             together = list(pool.map(post, clips))
         for a, b in zip(alone, together, strict=True):
+            assert "probabilities" in a and "probabilities" in b, (a, b)
             assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5)
             assert a["duration_s"] == b["duration_s"]
     with serve(
