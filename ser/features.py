@@ -49,6 +49,7 @@ class FeatureConfig:
     stack: int = 2  # Consecutive frames concatenated into one step: halves the LSTM's sequence.
     cmvn: bool = True  # Per-utterance mean normalisation of each coefficient ...
     cmvn_std: bool = True  # ... and variance normalisation (False keeps each utterance's dynamics).
+    pitch: bool = False  # + 2 per frame: log2 F0 about the clip's voiced mean (octaves), periodicity.
     kind: str = "frames"
 
     def __post_init__(self) -> None:
@@ -56,8 +57,8 @@ class FeatureConfig:
             raise ValueError(f"FeatureConfig kind={self.kind!r}; allowed: 'frames', 'mean'")
         if self.deltas not in (0, 1, 2):
             raise ValueError(f"FeatureConfig deltas={self.deltas}; allowed: 0, 1, 2")
-        if self.kind == "mean" and (self.cmvn or self.deltas or self.stack != 1):
-            raise ValueError("FeatureConfig kind='mean' takes no cmvn, deltas or stacking")
+        if self.kind == "mean" and (self.cmvn or self.deltas or self.stack != 1 or self.pitch):
+            raise ValueError("FeatureConfig kind='mean' takes no cmvn, deltas, pitch or stacking")
         if self.stack < 1:
             raise ValueError(f"FeatureConfig stack={self.stack} must be at least 1")
         if not 0 < self.n_mfcc <= self.n_mels:
@@ -74,7 +75,7 @@ class FeatureConfig:
 
     @property
     def n_features(self) -> int:
-        return self.n_mfcc * (1 + self.deltas) * self.stack
+        return (self.n_mfcc * (1 + self.deltas) + 2 * self.pitch) * self.stack
 
     @property
     def input_shape(self) -> tuple[int, int]:
@@ -189,7 +190,53 @@ def frame_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
         x = x - x.mean(axis=0)
         if config.cmvn_std:
             x = x / (x.std(axis=0) + 1e-5)
+    if config.pitch:  # After the normalisation: the contour keeps its range in octaves.
+        x = np.concatenate([x, pitch_features(y, config)], axis=1)
     return x
+
+
+PITCH_FMIN, PITCH_FMAX = 60.0, 500.0  # Hz: the F0 range searched (speech, both sexes).
+PITCH_FRAME = 1024  # Samples per YIN frame at 16 kHz (64 ms): two periods of PITCH_FMIN and more.
+YIN_THRESHOLD = 0.15  # First dip of the normalised difference below this is the period.
+VOICED_BELOW = 0.3  # A frame whose best dip stays above this counts as unvoiced.
+
+
+def pitch_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """(n_frames, 2), on MFCC's frame grid: log2 F0 minus the clip's mean over voiced frames
+    (0 where unvoiced) and periodicity (1 − the YIN dip: near 1 for a clean voiced frame).
+
+    YIN (de Cheveigné & Kawahara 2002) in numpy: the difference function from one FFT
+    autocorrelation per frame, cumulative-mean normalised, the first dip below `YIN_THRESHOLD`
+    followed to its minimum (else the lowest point). Relative log F0 removes the speaker's pitch
+    level and keeps the contour and its range, which carry emotion across voices.
+    """
+    sr, hop = config.sample_rate, config.hop_length
+    tau_min, tau_max = int(sr / PITCH_FMAX), int(sr / PITCH_FMIN)
+    width = PITCH_FRAME - tau_max  # Samples compared at every lag.
+    padded = np.pad(y.astype(np.float64), (PITCH_FRAME // 2, PITCH_FRAME // 2))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, PITCH_FRAME)[::hop]  # 1 + len(y) // hop
+    n_fft = 2 * PITCH_FRAME
+    acf = np.fft.irfft(np.fft.rfft(frames, n_fft) * np.conj(np.fft.rfft(frames[:, :width], n_fft)), n_fft)[
+        :, : tau_max + 1
+    ]
+    energy = np.concatenate([np.zeros((len(frames), 1)), np.cumsum(frames**2, axis=1)], axis=1)
+    lags = np.arange(tau_max + 1)
+    diff = energy[:, [width]] + energy[:, lags + width] - energy[:, lags] - 2 * acf
+    diff[:, 0] = 0.0
+    cumulative = np.cumsum(diff[:, 1:], axis=1)
+    cmnd = np.ones_like(diff)
+    cmnd[:, 1:] = diff[:, 1:] * lags[1:] / np.maximum(cumulative, 1e-12)
+    search = cmnd[:, tau_min:]
+    below = search < YIN_THRESHOLD
+    first = np.where(below.any(axis=1), below.argmax(axis=1), search.argmin(axis=1))
+    rising = np.diff(search, axis=1, append=np.inf) >= 0  # At or past a local minimum.
+    after = np.arange(search.shape[1])[None, :] >= first[:, None]
+    tau = (rising & after).argmax(axis=1)
+    dip = np.clip(search[np.arange(len(search)), tau], 0.0, 1.0)
+    log_f0 = np.log2(sr / (tau + tau_min))
+    voiced = (dip < VOICED_BELOW) & (frames.std(axis=1) > 1e-4)
+    rel = np.where(voiced, log_f0 - (log_f0[voiced].mean() if voiced.any() else 0.0), 0.0)
+    return np.stack([rel, np.where(voiced, 1.0 - dip, 0.0)], axis=1).astype(np.float32)
 
 
 def clip_features(y: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, int]:

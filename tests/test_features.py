@@ -42,7 +42,8 @@ SIGNALS = _signals()
         ({"kind": "spectrogram"}, r"kind='spectrogram'; allowed: 'frames', 'mean'"),
         ({"deltas": 3}, r"deltas=3; allowed: 0, 1, 2"),
         ({"deltas": -1}, r"deltas=-1; allowed"),
-        ({"kind": "mean"}, r"kind='mean' takes no cmvn, deltas or stacking"),
+        ({"kind": "mean"}, r"kind='mean' takes no cmvn, deltas, pitch or stacking"),
+        ({"kind": "mean", "cmvn": False, "stack": 1, "pitch": True}, r"kind='mean' takes no cmvn"),
         ({"kind": "mean", "cmvn": False, "stack": 1, "deltas": 1}, r"kind='mean' takes no cmvn"),
         ({"kind": "mean", "cmvn": False, "stack": 2}, r"kind='mean' takes no cmvn"),
         ({"stack": 0}, r"stack=0 must be at least 1"),
@@ -67,6 +68,49 @@ def test_config_shapes_follow_deltas_and_stack():
     assert FeatureConfig(deltas=2, stack=1).input_shape == (188, 120)
     assert FeatureConfig(deltas=1, stack=3).input_shape == (63, 240)  # ceil(188 / 3)
     assert FeatureConfig(window_s=1.0, stack=1).input_shape == (63, 40)  # 1 + 16000 // 256
+
+
+def test_pitch_adds_two_features_per_frame():
+    assert FeatureConfig(pitch=True).input_shape == (94, 84)  # (40 + 2) × 2 stacked frames.
+    assert FeatureConfig(pitch=True, deltas=1, stack=1).n_features == 82
+
+
+def test_pitch_features_of_steady_tones_and_a_glide():
+    """A steady tone is voiced with its own mean (relative log F0 0); an octave glide spans about
+    an octave about its mean; frames line up with the MFCC's."""
+    from ser.features import pitch_features
+
+    config = FeatureConfig(pitch=True)
+    t = np.arange(int(1.5 * SR)) / SR
+    for f0 in (90.0, 220.0, 450.0):
+        y = (0.3 * np.sin(2 * np.pi * f0 * t) + 0.1 * np.sin(4 * np.pi * f0 * t)).astype(np.float32)
+        p = pitch_features(y, config)
+        assert p.shape == (len(mfcc(y, config)), 2)
+        assert np.all(p[:, 1] > 0.6) and np.all(p[4:-4, 1] > 0.99) and np.abs(p[4:-4, 0]).max() < 0.02
+    glide = 0.3 * np.sin(2 * np.pi * np.cumsum(np.linspace(150.0, 300.0, len(t))) / SR)
+    rel = pitch_features(glide.astype(np.float32), config)[4:-4, 0]
+    assert 0.8 < rel.max() - rel.min() < 1.05 and abs(rel.mean()) < 0.05
+    assert np.all(np.diff(rel) > -0.02)  # Rising throughout.
+
+
+def test_pitch_features_of_silence_and_noise_are_mostly_unvoiced():
+    from ser.features import pitch_features
+
+    config = FeatureConfig(pitch=True)
+    assert not pitch_features(np.zeros(SR, np.float32), config).any()
+    noise = pitch_features(SIGNALS["white_noise"], config)
+    assert (noise[:, 1] > 0).mean() < 0.2
+
+
+def test_frame_features_with_pitch_append_it_after_cmvn():
+    from ser.features import pitch_features
+
+    config = FeatureConfig(pitch=True)
+    y = SIGNALS["tone_gap_tone"]
+    x = frame_features(y, config)
+    assert x.shape == (len(mfcc(y, config)), 42)
+    np.testing.assert_allclose(x[:, :40], frame_features(y, dataclasses.replace(config, pitch=False)))
+    np.testing.assert_array_equal(x[:, 40:], pitch_features(y, config))
 
 
 def test_seed_config_shapes():

@@ -101,6 +101,18 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "as speed4_ens5, and test clips also at speed 0.9× and 1.1×, averaged over models and copies",
         {"augment": SPEED4, "args": ("--ensemble", "5", "--tta", "speed_0.9", "speed_1.1")},
     ),
+    "speed4_f0": (
+        "speed 0.8×–1.25×, + relative log F0 and periodicity per frame (numpy YIN)",
+        {"augment": SPEED4, "features": dataclasses.replace(PRESETS[DEFAULT_PRESET].features, pitch=True)},
+    ),
+    "speed4_f0_ens5_tta": (
+        "as speed4_f0, five models and test clips also at speed 0.9× and 1.1×, averaged (not served)",
+        {
+            "augment": SPEED4,
+            "features": dataclasses.replace(PRESETS[DEFAULT_PRESET].features, pitch=True),
+            "args": ("--ensemble", "5", "--tta", "speed_0.9", "speed_1.1"),
+        },
+    ),
     "speed4_pseudo05": (
         "speed 0.8×–1.25×; then the test speaker's surest half, labelled by the model, added and "
         "trained again (adaptation with her unlabelled clips, not the protocol)",
