@@ -21,6 +21,7 @@ from ser.model import DEFAULT_PRESET, PRESETS
 from training import evaluate
 
 SPEED4 = ("speed_0.8", "speed_0.9", "speed_1.1", "speed_1.25")
+F0_FEATURES = dataclasses.replace(PRESETS[DEFAULT_PRESET].features, pitch=True)
 VARIANTS: dict[str, tuple[str, dict]] = {
     "speed_0.9_1.1": ("speed perturbation 0.9×/1.1×", {"augment": ("speed_0.9", "speed_1.1")}),
     "mfcc20_deltas": (
@@ -103,13 +104,13 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     ),
     "speed4_f0": (
         "speed 0.8×–1.25×, + relative log F0 and periodicity per frame (numpy YIN)",
-        {"augment": SPEED4, "features": dataclasses.replace(PRESETS[DEFAULT_PRESET].features, pitch=True)},
+        {"augment": SPEED4, "features": F0_FEATURES},
     ),
     "speed4_f0_ens5_tta": (
         "as speed4_f0, five models and test clips also at speed 0.9× and 1.1×, averaged (not served)",
         {
             "augment": SPEED4,
-            "features": dataclasses.replace(PRESETS[DEFAULT_PRESET].features, pitch=True),
+            "features": F0_FEATURES,
             "args": ("--ensemble", "5", "--tta", "speed_0.9", "speed_1.1"),
         },
     ),
