@@ -54,7 +54,10 @@ def test_worker_killed_under_load(server, trained_store, tmp_path):
         (bodies / f"{i}.wav").write_bytes(hostile.encode(hostile.tone(seconds, f0=150 + 20 * i)))
     out = tmp_path / "load.json"
     with serve(trained_store, tmp_path / "server", server=server, SER_WORKERS="2") as served:
-        victims = workers(served.proc.pid, server)
+        # Ready means one worker answers; the other may still be starting (seen once in CI).
+        deadline, victims = time.monotonic() + 60, []
+        while time.monotonic() < deadline and len(victims := workers(served.proc.pid, server)) < 2:
+            time.sleep(0.2)
         assert len(victims) == 2, [v.cmdline() for v in victims]
         cmd = [sys.executable, "-m", "loadtests.soak", "load", "--url", f"{served.url}/predict"]
         cmd += ["--bodies", str(bodies), "--concurrency", "8", "--duration", str(LOAD_S)]
