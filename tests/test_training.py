@@ -167,11 +167,16 @@ def test_speaker_protocol_ensemble(synthetic_dir, tmp_path):
     from training import evaluate
 
     argv = ["--protocol", "speaker", "--data", str(synthetic_dir), "--preset", "seed", "--epochs", "1"]
-    metrics = evaluate.main([*argv, "--ensemble", "2"])
+    metrics = evaluate.main([*argv, "--ensemble", "2", "--bias-ceiling"])
     assert metrics["ensemble"] == 2
     for run in metrics["runs"]:
         assert len(run["member_accuracies"]) == 2
         assert run["accuracy_without_tta"] == pytest.approx(run["member_accuracies"][0])
+        # Offsets of 0 are among those tried: the ceiling is never below the run's own accuracy.
+        assert run["accuracy"] <= run["bias_ceiling"]["accuracy"] <= 1
+        assert set(run["bias_ceiling"]["offsets"]) == set(run["bias_ceiling"]["recall"]) == set(EMOTIONS)
+    ceilings = [r["bias_ceiling"]["accuracy"] for r in metrics["runs"]]
+    assert metrics["mean_bias_ceiling"] == pytest.approx(np.mean(ceilings))
     with pytest.raises(SystemExit):
         evaluate.main([*argv, "--ensemble", "2", "--pseudo-labels", "0.5"])
     with pytest.raises(SystemExit):
@@ -217,3 +222,25 @@ def test_training_is_deterministic(store, synthetic_dir, tmp_path):
         for t in tags
     ]
     np.testing.assert_array_equal(probs[0], probs[1])
+
+
+def test_bias_ceiling_finds_offsets_when_the_scores_hold_the_answer():
+    """training.metrics.bias_ceiling: a class the model always under-scores is recovered by an
+    offset; probabilities that carry no information gain only what fitting to the labels allows."""
+    from training.metrics import BIAS_GRID, bias_ceiling
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    informative = np.eye(3)[y] * 0.3 + 0.1
+    informative[:, 1] *= 0.2  # Class 1 is right in rank among its own clips, but never first.
+    informative /= informative.sum(axis=1, keepdims=True)
+    assert np.mean(informative.argmax(axis=1) == y) < 0.7
+    found = bias_ceiling(y, informative, ["a", "b", "c"])
+    assert found["accuracy"] == 1.0 and found["recall"] == {"a": 1.0, "b": 1.0, "c": 1.0}
+    assert found["offsets"]["b"] > 0 and all(v in BIAS_GRID for v in found["offsets"].values())
+
+    noise = rng.dirichlet([1, 1, 1], 300)
+    before = np.mean(noise.argmax(axis=1) == y)
+    assert before <= bias_ceiling(y, noise, ["a", "b", "c"])["accuracy"] <= before + 0.1
+    # Already right: nothing moves.
+    assert set(bias_ceiling(y, np.eye(3)[y], ["a", "b", "c"])["offsets"].values()) == {0.0}

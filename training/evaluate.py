@@ -22,7 +22,7 @@ from ser.features import NormStats
 from ser.model import DEFAULT_PRESET, PRESETS, get_preset
 from ser.predictor import DEFAULT_MODEL, Predictor
 from training.data import AUGMENTATIONS, extract
-from training.metrics import classification_metrics, format_metrics
+from training.metrics import bias_ceiling, classification_metrics, format_metrics
 from training.split import Split
 from training.train import clip_predictions, clip_probabilities, fit, prepare
 
@@ -97,9 +97,10 @@ def speaker_protocol(args: argparse.Namespace) -> dict:
         if args.tta or args.ensemble > 1:
             t, p = clip_predictions(predictor, held_out)  # The first model alone, without copies.
             extra["accuracy_without_tta"] = float(np.mean(t == p))
-            t, p = _averaged_predictions(predictors, held_out, manifest, split.test, args.tta or [])
-        else:
-            t, p = clip_predictions(predictor, held_out)
+        t, probs = _averaged_probabilities(predictors, held_out, manifest, split.test, args.tta or [])
+        p = probs.argmax(axis=1)
+        if args.bias_ceiling:
+            extra["bias_ceiling"] = bias_ceiling(t, probs, list(predictor.spec.labels))
         y_true.append(t)
         y_pred.append(p)
         m = classification_metrics(t, p, list(predictor.spec.labels))
@@ -133,13 +134,22 @@ def speaker_protocol(args: argparse.Namespace) -> dict:
         runs=runs,
         mean_accuracy=float(np.mean([r["accuracy"] for r in runs])),
     )
+    if args.bias_ceiling:
+        metrics["mean_bias_ceiling"] = float(np.mean([r["bias_ceiling"]["accuracy"] for r in runs]))
+        print(f"with offsets chosen on the test labels (a ceiling): {metrics['mean_bias_ceiling']:.4f}")
     print(f"mean accuracy over {len(runs)} directions: {metrics['mean_accuracy']:.4f}")
     return metrics
 
 
 def _averaged_predictions(predictors, held_out, manifest, clips: np.ndarray, names: list[str]):
-    """(true, predicted) per clip from the mean of its probabilities over every model and every
-    copy: as recorded and as augmented by each of ``names``.
+    """(true, predicted) label index per clip, from `_averaged_probabilities`."""
+    y_true, probs = _averaged_probabilities(predictors, held_out, manifest, clips, names)
+    return y_true, probs.argmax(axis=1)
+
+
+def _averaged_probabilities(predictors, held_out, manifest, clips: np.ndarray, names: list[str]):
+    """(true label per clip, (clips, labels) probabilities): the mean of each clip's probabilities
+    over every model and every copy, as recorded and as augmented by each of ``names``.
 
     Test-time augmentation; the service makes speed copies the same way when SER_TTA_SPEEDS is set
     (`ser.pipeline.clip_copies`). A copy that yields no input (too short once sped up) is left out of
@@ -152,12 +162,11 @@ def _averaged_predictions(predictors, held_out, manifest, clips: np.ndarray, nam
         aug.clip = clips[aug.clip]  # Back to indices into the whole manifest.
         sets.append(aug)
     copies = [clip_probabilities(m, s) for m in predictors for s in sets]
-    y_true, y_pred = [], []
+    y_true, probs = [], []
     for clip, (label, _) in copies[0].items():
-        mean = np.mean([c[clip][1] for c in copies if clip in c], axis=0)
         y_true.append(label)
-        y_pred.append(int(np.argmax(mean)))
-    return np.array(y_true), np.array(y_pred)
+        probs.append(np.mean([c[clip][1] for c in copies if clip in c], axis=0))
+    return np.array(y_true), np.array(probs)
 
 
 def _self_train(train, features, split, predictor, held_out, fraction: float, n_rounds: int):
@@ -273,6 +282,13 @@ def main(argv: list[str] | None = None) -> dict:
         metavar="N",
         help="with --protocol speaker: train N models (seeds seed … seed+N-1, the same split) and average "
         "their probabilities (with --tta, over every copy too); not served",
+    )
+    p.add_argument(
+        "--bias-ceiling",
+        action="store_true",
+        help="with --protocol speaker: also report the accuracy that per-class offsets on the log "
+        "probabilities reach when chosen on the test speaker's own labels (an upper bound on what any "
+        "threshold or calibration can buy; a diagnostic, not a result)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="write the metrics here")

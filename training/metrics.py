@@ -30,6 +30,42 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[
     }
 
 
+BIAS_GRID = np.round(np.linspace(-8.0, 8.0, 81), 1)  # Offsets on log probabilities, 0.2 apart.
+
+
+def bias_ceiling(y_true: np.ndarray, probs: np.ndarray, labels: list[str], rounds: int = 4) -> dict:
+    """The best accuracy per-class offsets ``b`` reach when ``argmax(log p + b)`` is scored on the
+    very clips ``b`` was chosen on.
+
+    Thresholds, priors and calibration all move decisions this way, so this bounds what any of them
+    could buy from these probabilities; it uses the labels it is scored on, so it is a diagnostic,
+    never a result. Coordinate ascent over `BIAS_GRID`, class by class, up to ``rounds`` passes
+    (a local optimum; offsets change only for a strictly better accuracy, nearest 0 first).
+    """
+    y_true = np.asarray(y_true)
+    logp = np.log(np.clip(probs, 1e-12, 1.0))
+    bias = np.zeros(logp.shape[1])
+    best = float(np.mean(logp.argmax(axis=1) == y_true))
+    grid = sorted(BIAS_GRID, key=abs)
+    for _ in range(rounds):
+        before = best
+        for k in range(len(bias)):
+            for offset in grid:
+                trial = bias.copy()
+                trial[k] = offset
+                accuracy = float(np.mean((logp + trial).argmax(axis=1) == y_true))
+                if accuracy > best:
+                    best, bias = accuracy, trial
+        if best == before:
+            break
+    m = classification_metrics(y_true, (logp + bias).argmax(axis=1), labels)
+    return {
+        "accuracy": m["accuracy"],
+        "offsets": {label: float(b) for label, b in zip(labels, bias, strict=True)},
+        "recall": {label: c["recall"] for label, c in m["per_class"].items()},
+    }
+
+
 def format_metrics(m: dict) -> str:
     """A plain-text report: headline, per-class table, confusion matrix (rows: true, columns: predicted)."""
     labels = m["labels"]
