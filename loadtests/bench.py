@@ -111,6 +111,9 @@ def start_server(
     return s
 
 
+OPEN_LOOP_SHARES = (0.125, 0.25)  # Of the best closed-loop throughput, beside the target's half.
+
+
 def measure(s: Server, bodies: Path, tmp: Path, args, c: int, rate: float = 0.0) -> dict:
     """One bounded load run against ``s``: the loadgen's numbers, mean batch, CPU per request."""
     before = srv.batch_counts(s.base) if s.batching else None
@@ -223,6 +226,10 @@ def run_servers(bento: str, env: dict, bodies: Path, tmp: Path, args, inproc_cmd
             print(f"  in-process limit beside c={c}: {limit:.1f} clips/s", flush=True)
         best = max(r["ok_rps"] for r in batched.out["levels"].values())
         batched.out["half_rate"] = measure(batched, bodies, tmp, args, 256, rate=best / 2)
+        # Lighter Poisson loads too: whether the tail at half load is saturation or there at any load.
+        batched.out["open_loop"] = {
+            f"{f:g}": measure(batched, bodies, tmp, args, 256, rate=best * f) for f in OPEN_LOOP_SHARES
+        }
         for s in servers:
             s.out["rss_loaded"] = srv.rss_tree(s.proc.pid)
         return {s.name: s.out for s in servers} | {cold_only.name: cold_only.out}

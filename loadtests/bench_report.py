@@ -92,7 +92,8 @@ def ratios(res: dict) -> dict:
     n503 = sum(
         int(r["codes"].get("503", 0)) for n in ("batched", "unbatched") for r in cfg[n]["levels"].values()
     )
-    n503 += int(half.get("codes", {}).get("503", 0))
+    open_loop = [half, *cfg["batched"].get("open_loop", {}).values()]
+    n503 += sum(int(x.get("codes", {}).get("503", 0)) for x in open_loop)
 
     def cpu(name: str) -> float:
         per = cfg[name]["levels"][str(c)].get("cpu_ms_per_request", {})
@@ -122,6 +123,29 @@ def ratios(res: dict) -> dict:
         "single_c": levels[0],
         "n503": n503,
     }
+
+
+def _open_loop_table(batched: dict, r: dict) -> list[str]:
+    """Our service under Poisson arrivals at each share of its best throughput that was measured."""
+    loads = {float(k): v for k, v in batched.get("open_loop", {}).items()}
+    if not loads:  # Runs before the lighter loads were added.
+        return []
+    if batched.get("half_rate"):
+        loads[0.5] = batched["half_rate"]
+    lines = [
+        "",
+        f"Under Poisson arrivals at shares of the best throughput ({r['best_rps']:.1f} req/s), "
+        f"against the single-request p50 of {r['single_ms']:.1f} ms:",
+        "",
+        "| share | offered /s | answered /s | p50 ms | p95 ms | p99 ms | p99 / single p50 |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for share, x in sorted(loads.items()):
+        lines.append(
+            f"| {share:g} | {x['rate']:.1f} | {x['ok_rps']:.1f} | {x['p50_ms']:.0f} | {x['p95_ms']:.0f} | "
+            f"{x['p99_ms']:.0f} | {x['p99_ms'] / r['single_ms']:.1f}× |"
+        )
+    return lines
 
 
 def _ceiling(ip: dict) -> dict:
@@ -277,7 +301,10 @@ def markdown(res: dict) -> str:
                 f"{x['p99_ms']:.0f} | {err} | {mb} |"
             )
     h = cfg["batched"].get("half_rate")
-    if h:
+    table = _open_loop_table(cfg["batched"], r)  # With the half-load row; older runs: the sentence.
+    if table:
+        lines += table
+    elif h:
         lines += [
             "",
             f"Open loop (Poisson arrivals) at half the best throughput, {h['rate']:.1f}/s: "

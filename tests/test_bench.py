@@ -33,6 +33,11 @@ def test_a_short_bench_run_writes_its_report(tmp_path):
             assert level["ok"] > 0 and level["errors"] == 0, (name, level)
     report = (out / "report.md").read_text()
     assert "| ≥ 50 % of the in-process limit |" in report
+    assert set(batched["open_loop"]) == {"0.125", "0.25"}
+    best = max(x["ok_rps"] for x in batched["levels"].values())
+    for share, level in batched["open_loop"].items():
+        assert level["rate"] == pytest.approx(float(share) * best) and level["errors"] == 0
+    assert "| share | offered /s |" in report and "| 0.125 |" in report and "| 0.5 |" in report
     assert "Measured again right after each load level" in report
     assert (out / "throughput.png").stat().st_size > 0 and (out / "latency.png").stat().st_size > 0
 
