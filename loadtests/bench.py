@@ -15,8 +15,8 @@ One run on one machine (about 8 minutes on 2 cores), everything against 127.0.0.
    gunicorn, 2 workers); `bentoml serve <bento>` is started and timed too (cold start only);
 4. closed-loop load at each concurrency level (`loadtests.loadgen`, its own process), the servers
    taking turns within each level so that drift in a shared machine's load hits all alike; mean
-   batch size from /metrics, CPU per request and RSS per process (psutil); then an open-loop run
-   at half the best batched throughput;
+   batch size from /metrics, CPU per request and RSS per process (psutil); then open-loop runs
+   (Poisson arrivals) at 1/2, 1/8 and 1/4 of the best batched throughput;
 5. the container image's cold start and size when podman/docker has the image (--image).
 Writes report.md, throughput.png, latency.png and results.json to --out (default bench/).
 """
