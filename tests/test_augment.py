@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import conftest
 import numpy as np
 import pytest
 
+from ser.model import DEFAULT_PRESET, PRESETS
+from ser.pipeline import clip_inputs
 from training.data import AUGMENTATIONS, _augment
 
 SR = 16_000
@@ -168,3 +171,16 @@ def test_pseudo_labels_take_each_class_surest_share():
     chosen, accuracy = evaluate._pseudo_labels(predictor, held_out, 2 / 3)
     assert chosen == {0: 0, 1: 0, 5: 1, 3: 1}
     assert accuracy == 0.75  # Clip 5 is really class a.
+
+
+@pytest.mark.parametrize("gain_db", [-12.0, -6.0, 6.0, 20.0])
+def test_gain_is_no_augmentation_because_the_model_inputs_do_not_see_it(gain_db):
+    """Why the ablation has no gain augmentation: loudness is normalised before the features, so a
+    gained copy would train on the very inputs the clip already gives. (Far quieter copies do
+    differ: their softest frames sink under the -60 dBFS floor and leave the voiced region.)"""
+    y = np.concatenate([np.zeros(4000, np.float32), conftest.tone(1.5), np.zeros(4000, np.float32)])
+    config = PRESETS[DEFAULT_PRESET].features
+    plain = clip_inputs(y, config)
+    gained = clip_inputs((y * 10 ** (gain_db / 20)).astype(np.float32), config)
+    assert plain.spans == gained.spans
+    np.testing.assert_allclose(gained.x, plain.x, atol=1e-3)

@@ -69,6 +69,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "speed 0.8×–1.25×, 32 LSTM units per direction instead of 64",
         {"augment": SPEED4, "units": 32},
     ),
+    "speed4_layers2": (
+        "speed 0.8×–1.25×, two stacked BiLSTM layers (64 per direction each) instead of one",
+        {"augment": SPEED4, "layers": 2},
+    ),
     "speed4_units16": (
         "speed 0.8×–1.25×, 16 LSTM units per direction instead of 64",
         {"augment": SPEED4, "units": 16},
