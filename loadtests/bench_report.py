@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import platform
 from importlib import metadata
@@ -70,6 +71,7 @@ def clip_meta(clips) -> dict:
         "mean_s": round(float(d.mean()), 2),
         "min_s": round(float(d.min()), 2),
         "max_s": round(float(d.max()), 2),
+        "durations_s": [round(float(x), 2) for x in d],  # For the ideal queue's service times.
     }
 
 
@@ -122,7 +124,25 @@ def ratios(res: dict) -> dict:
         "single_ms": single["p50_ms"],
         "single_c": levels[0],
         "n503": n503,
+        "service_ms": cpu("batched") + _loadgen_cpu(cfg["batched"]["levels"][str(c)]),
+        "durations_s": res["meta"].get("clips", {}).get("durations_s"),
     }
+
+
+def _loadgen_cpu(level: dict) -> float:
+    return level.get("cpu_ms_per_request", {}).get("load generator", 0.0)
+
+
+def ideal_p99_ms(r: dict, rate: float) -> float | None:
+    """p99 of an ideal server at ``rate`` Poisson arrivals/s: one first-come-first-served queue for
+    both cores, no hand-offs, each request needing this run's CPU per request (server + load
+    generator, at the throughput table's concurrency) scaled by its clip's length. Older runs: None."""
+    from loadtests.queue_model import ideal_sojourn_ms
+
+    if not r.get("durations_s") or math.isnan(r["service_ms"]):  # Not recorded.
+        return None
+    ms = ideal_sojourn_ms(rate, r["service_ms"], tuple(r["durations_s"]), servers=2, requests=100_000)
+    return float(np.percentile(ms, 99))
 
 
 def _open_loop_table(batched: dict, r: dict) -> list[str]:
@@ -132,19 +152,33 @@ def _open_loop_table(batched: dict, r: dict) -> list[str]:
         return []
     if batched.get("half_rate"):
         loads[0.5] = batched["half_rate"]
+    ideal = {share: ideal_p99_ms(r, x["rate"]) for share, x in loads.items()}
     lines = [
         "",
         f"Under Poisson arrivals at shares of the best throughput ({r['best_rps']:.1f} req/s), "
         f"against the single-request p50 of {r['single_ms']:.1f} ms:",
         "",
-        "| share | offered /s | answered /s | p50 ms | p95 ms | p99 ms | p99 / single p50 |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| share | offered /s | answered /s | p50 ms | p95 ms | p99 ms | p99 / single p50 "
+        "| ideal queue p99 ms | ideal / single p50 |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for share, x in sorted(loads.items()):
+        q = ideal[share]
+        cells = f"{q:.1f} | {q / r['single_ms']:.1f}× |" if q is not None else "– | – |"
         lines.append(
             f"| {share:g} | {x['rate']:.1f} | {x['ok_rps']:.1f} | {x['p50_ms']:.0f} | {x['p95_ms']:.0f} | "
-            f"{x['p99_ms']:.0f} | {x['p99_ms'] / r['single_ms']:.1f}× |"
+            f"{x['p99_ms']:.0f} | {x['p99_ms'] / r['single_ms']:.1f}× | {cells}"
         )
+    if any(q is not None for q in ideal.values()):
+        lines += [
+            "",
+            "The ideal queue (`loadtests/queue_model.py`, a simulation, not a measurement) is a "
+            "first-come-first-served queue for both cores with no hand-offs, each request needing "
+            f"this run's {r['service_ms']:.2f} ms of CPU per request (server + load generator) "
+            "scaled by its clip's length: the floor queueing alone sets. It is scale-free: a server "
+            "twice as fast at twice the rate is the same queue on half the time scale, so its p99 "
+            "over a single request's time depends on the utilisation and the clips' lengths only.",
+        ]
     return lines
 
 
@@ -155,6 +189,8 @@ def _ceiling(ip: dict) -> dict:
 
 def _targets(r: dict) -> list[tuple[str, str, bool]]:
     yes = r["half_p99_ms"] is not None and r["half_p99_ms"] <= 3 * r["single_ms"]
+    ideal = ideal_p99_ms(r, r["half_rate"]) if r["half_rate"] else None
+    floor = f"; an ideal queue: {ideal:.0f} ms" if ideal is not None else ""
     return [
         (f"≥ 20× the peer at concurrency {r['c']}", f"{r['ours_over_peer']:.1f}×", r["ours_over_peer"] >= 20),
         (
@@ -165,7 +201,7 @@ def _targets(r: dict) -> list[tuple[str, str, bool]]:
         (
             "p99 at half the max throughput ≤ 3× the single-request latency",
             f"p99 {r['half_p99_ms'] or float('nan'):.0f} ms at {r['half_rate'] or 0:.1f} req/s vs "
-            f"3 × {r['single_ms']:.0f} ms (p50 at concurrency {r['single_c']})",
+            f"3 × {r['single_ms']:.0f} ms (p50 at concurrency {r['single_c']}){floor}",
             yes,
         ),
         ("zero 503s", f"{r['n503']} × 503", r["n503"] == 0),

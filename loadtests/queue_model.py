@@ -19,7 +19,8 @@ import json
 
 import numpy as np
 
-BENCH_CLIP_S = (1.34, 1.5, 1.7, 1.8, 1.9, 2.0, 2.0, 2.1, 2.2, 2.2, 2.3, 2.4, 2.5, 2.6, 2.7, 5.0)
+# The lengths (s) of `make bench`'s 16 TESS clips (`results.json` → meta.clips.durations_s).
+BENCH_CLIP_S = (1.34, 1.56, 1.62, 1.67, 1.9, 1.94, 1.98, 1.98, 2.0, 2.1, 2.15, 2.37, 2.48, 2.51, 2.6, 5.0)
 
 
 def sojourn_ms(rate: float, service: np.ndarray, servers: int, rng: np.random.Generator) -> np.ndarray:
@@ -34,6 +35,31 @@ def sojourn_ms(rate: float, service: np.ndarray, servers: int, rng: np.random.Ge
     return 1000 * out
 
 
+def ideal_sojourn_ms(
+    rate: float,
+    service_ms: float,
+    durations: tuple[float, ...] | None = None,
+    *,
+    servers: int = 2,
+    split: int = 1,
+    requests: int = 200_000,
+    seed: int = 0,
+) -> np.ndarray:
+    """Arrival → answer times (ms) of ``requests`` Poisson arrivals at ``rate``/s, split at random
+    over ``split`` FCFS queues of ``servers`` each; each request needs ``service_ms`` on average,
+    scaled by the length of a clip drawn from ``durations`` when given."""
+    rng = np.random.default_rng(seed)
+    n = requests // split
+    scale = np.array(durations) / np.mean(durations) if durations else None
+    times = []
+    for _ in range(split):
+        service = np.full(n, service_ms / 1000)
+        if scale is not None:
+            service *= scale[rng.integers(len(scale), size=n)]
+        times.append(sojourn_ms(rate / split, service, servers, rng))
+    return np.concatenate(times)
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="python -m loadtests.queue_model", description=__doc__.split("\n")[0])
     p.add_argument("--rate", type=float, required=True, help="mean arrivals per second")
@@ -44,16 +70,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--requests", type=int, default=200_000)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    rng = np.random.default_rng(args.seed)
-    n = args.requests // args.split
-    scale = np.array(BENCH_CLIP_S) / np.mean(BENCH_CLIP_S)
-    times = []
-    for _ in range(args.split):
-        service = np.full(n, args.service_ms / 1000)
-        if args.durations:
-            service *= scale[rng.integers(len(scale), size=n)]
-        times.append(sojourn_ms(args.rate / args.split, service, args.servers, rng))
-    ms = np.concatenate(times)
+    ms = ideal_sojourn_ms(
+        args.rate,
+        args.service_ms,
+        BENCH_CLIP_S if args.durations else None,
+        servers=args.servers,
+        split=args.split,
+        requests=args.requests,
+        seed=args.seed,
+    )
     utilisation = args.rate * args.service_ms / 1000 / (args.servers * args.split)
     result = {
         "rate": args.rate,

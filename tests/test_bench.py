@@ -38,6 +38,8 @@ def test_a_short_bench_run_writes_its_report(tmp_path):
     for share, level in batched["open_loop"].items():
         assert level["rate"] == pytest.approx(float(share) * best) and level["errors"] == 0
     assert "| share | offered /s |" in report and "| 0.125 |" in report and "| 0.5 |" in report
+    assert len(res["meta"]["clips"]["durations_s"]) == 4
+    assert "| ideal queue p99 ms |" in report and "an ideal queue:" in report  # The floor, beside.
     assert "Measured again right after each load level" in report
     assert (out / "throughput.png").stat().st_size > 0 and (out / "latency.png").stat().st_size > 0
 
@@ -67,3 +69,18 @@ def test_queue_model_matches_queueing_theory():
     split = main(["--rate", "240", "--service-ms", "4.4", "--servers", "1", "--split", "2"])
     assert pooled["utilisation"] == split["utilisation"] == 0.528
     assert pooled["p99_ms"] < split["p99_ms"]  # One queue for both servers beats one each.
+
+
+def test_the_ideal_queue_is_scale_free_and_its_p99_grows_with_load():
+    """What makes the ideal queue's p99 / single-request ratio a property of the load, not of the
+    server's speed: twice as fast at twice the rate is the same queue on half the time scale."""
+    import numpy as np
+
+    from loadtests.queue_model import BENCH_CLIP_S, ideal_sojourn_ms
+
+    def p99(rate, service_ms):
+        return np.percentile(ideal_sojourn_ms(rate, service_ms, BENCH_CLIP_S, requests=50_000), 99)
+
+    assert p99(742, 1.75) == pytest.approx(p99(371, 3.5) / 2, rel=1e-6)
+    assert p99(0.1, 3.5) == pytest.approx(3.5 * 5.0 / np.mean(BENCH_CLIP_S), rel=1e-6)  # The longest clip.
+    assert p99(93, 3.5) < p99(186, 3.5) < p99(371, 3.5)
