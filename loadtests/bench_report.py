@@ -139,13 +139,13 @@ def ideal_ms(r: dict, rate: float) -> tuple[float, float] | None:
     first-come-first-served queue for all cores, no hand-offs, each request needing this run's CPU
     per request (server + load generator, at the throughput table's concurrency) scaled by its
     clip's length, one server per core; its single-request time is the median clip's. Older runs: None."""
-    from loadtests.queue_model import ideal_sojourn_ms
+    from loadtests.queue_model import ideal_sojourn_ms, single_ms
 
     d = r.get("durations_s")
     if not d or math.isnan(r["service_ms"]):  # Not recorded.
         return None
     ms = ideal_sojourn_ms(rate, r["service_ms"], tuple(d), servers=r["cores"], requests=100_000)
-    return float(np.percentile(ms, 99)), r["service_ms"] * float(np.median(d) / np.mean(d))
+    return float(np.percentile(ms, 99)), single_ms(r["service_ms"], tuple(d))
 
 
 def _open_loop_table(batched: dict, r: dict) -> list[str]:
@@ -162,12 +162,12 @@ def _open_loop_table(batched: dict, r: dict) -> list[str]:
         f"against the single-request p50 of {r['single_ms']:.1f} ms:",
         "",
         "| share | offered /s | answered /s | p50 ms | p95 ms | p99 ms | p99 / single p50 "
-        "| ideal queue p99 ms | ideal p99 / its single request |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| ideal queue p99 ms | its single request ms | ideal p99 / its single |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for share, x in sorted(loads.items()):
         q = ideal[share]
-        cells = f"{q[0]:.1f} | {q[0] / q[1]:.1f}× |" if q is not None else "– | – |"
+        cells = f"{q[0]:.1f} | {q[1]:.1f} | {q[0] / q[1]:.1f}× |" if q is not None else "– | – | – |"
         lines.append(
             f"| {share:g} | {x['rate']:.1f} | {x['ok_rps']:.1f} | {x['p50_ms']:.0f} | {x['p95_ms']:.0f} | "
             f"{x['p99_ms']:.0f} | {x['p99_ms'] / r['single_ms']:.1f}× | {cells}"
@@ -199,7 +199,11 @@ def _ceiling(ip: dict) -> dict:
 def _targets(r: dict) -> list[tuple[str, str, bool]]:
     yes = r["half_p99_ms"] is not None and r["half_p99_ms"] <= 3 * r["single_ms"]
     ideal = ideal_ms(r, r["half_rate"]) if r["half_rate"] else None
-    floor = f"; an ideal queue: {ideal[0]:.0f} ms, {ideal[0] / ideal[1]:.1f}× its own" if ideal else ""
+    floor = (
+        f"; an ideal queue: {ideal[0]:.0f} ms, {ideal[0] / ideal[1]:.1f}× its own {ideal[1]:.1f} ms"
+        if ideal
+        else ""
+    )
     return [
         (f"≥ 20× the peer at concurrency {r['c']}", f"{r['ours_over_peer']:.1f}×", r["ours_over_peer"] >= 20),
         (

@@ -7,7 +7,9 @@ and no hand-offs, under Poisson arrivals — the floor for `make bench`'s open-l
 Each request needs ``--service-ms`` of one server's time, scaled by its clip's duration when
 ``--durations`` is given (the bench's clips: their service time is ~proportional to length).
 ``--split N`` sends arrivals at random to N separate queues of ``--servers`` each (two workers
-that do not share a queue). Prints p50/p95/p99 of the time from arrival to answer, in ms.
+that do not share a queue). Prints p50/p95/p99 of the time from arrival to answer, in ms, and
+``single_ms``: the same queue's single-request time (the median clip's service time), which its
+p99 is compared with (``p99_over_single``).
 A simulation, not a measurement: it says how much of a measured tail queueing alone explains.
 """
 
@@ -60,6 +62,11 @@ def ideal_sojourn_ms(
     return np.concatenate(times)
 
 
+def single_ms(service_ms: float, durations: tuple[float, ...] | None = None) -> float:
+    """An unloaded request's time in the ideal queue: the median clip's service time."""
+    return service_ms * float(np.median(durations) / np.mean(durations)) if durations else service_ms
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="python -m loadtests.queue_model", description=__doc__.split("\n")[0])
     p.add_argument("--rate", type=float, required=True, help="mean arrivals per second")
@@ -70,16 +77,19 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--requests", type=int, default=200_000)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    durations = BENCH_CLIP_S if args.durations else None
     ms = ideal_sojourn_ms(
         args.rate,
         args.service_ms,
-        BENCH_CLIP_S if args.durations else None,
+        durations,
         servers=args.servers,
         split=args.split,
         requests=args.requests,
         seed=args.seed,
     )
     utilisation = args.rate * args.service_ms / 1000 / (args.servers * args.split)
+    single = single_ms(args.service_ms, durations)
+    p99 = float(np.percentile(ms, 99))
     result = {
         "rate": args.rate,
         "service_ms": args.service_ms,
@@ -87,6 +97,8 @@ def main(argv: list[str] | None = None) -> dict:
         "split": args.split,
         "utilisation": round(utilisation, 3),
         **{f"p{q}_ms": round(float(np.percentile(ms, q)), 1) for q in (50, 95, 99)},
+        "single_ms": round(single, 2),
+        "p99_over_single": round(p99 / single, 2),
     }
     print(json.dumps(result))
     return result

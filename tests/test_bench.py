@@ -39,7 +39,8 @@ def test_a_short_bench_run_writes_its_report(tmp_path):
         assert level["rate"] == pytest.approx(float(share) * best) and level["errors"] == 0
     assert "| share | offered /s |" in report and "| 0.125 |" in report and "| 0.5 |" in report
     assert len(res["meta"]["clips"]["durations_s"]) == 4
-    assert "| ideal queue p99 ms |" in report and "an ideal queue:" in report  # The floor, beside.
+    assert "| ideal queue p99 ms |" in report and "| its single request ms |" in report  # The floor, beside.
+    assert "an ideal queue:" in report
     assert "Measured again right after each load level" in report
     assert (out / "throughput.png").stat().st_size > 0 and (out / "latency.png").stat().st_size > 0
 
@@ -64,7 +65,8 @@ def test_queue_model_matches_queueing_theory():
     rho, mu = rate * service_s, 1 / service_s
     assert ms.mean() == pytest.approx(1000 * (service_s + rho / (2 * mu * (1 - rho))), rel=0.03)
     light = main(["--rate", "1", "--service-ms", "4", "--servers", "2", "--requests", "2000"])
-    assert light["p50_ms"] == light["p99_ms"] == 4.0
+    assert light["p50_ms"] == light["p99_ms"] == light["single_ms"] == 4.0
+    assert light["p99_over_single"] == 1.0
     pooled = main(["--rate", "240", "--service-ms", "4.4", "--servers", "2"])
     split = main(["--rate", "240", "--service-ms", "4.4", "--servers", "1", "--split", "2"])
     assert pooled["utilisation"] == split["utilisation"] == 0.528
@@ -76,7 +78,7 @@ def test_the_ideal_queue_is_scale_free_and_its_p99_grows_with_load():
     server's speed: twice as fast at twice the rate is the same queue on half the time scale."""
     import numpy as np
 
-    from loadtests.queue_model import BENCH_CLIP_S, ideal_sojourn_ms
+    from loadtests.queue_model import BENCH_CLIP_S, ideal_sojourn_ms, main
 
     def p99(rate, service_ms):
         return np.percentile(ideal_sojourn_ms(rate, service_ms, BENCH_CLIP_S, requests=50_000), 99)
@@ -84,3 +86,7 @@ def test_the_ideal_queue_is_scale_free_and_its_p99_grows_with_load():
     assert p99(742, 1.75) == pytest.approx(p99(371, 3.5) / 2, rel=1e-6)
     assert p99(0.1, 3.5) == pytest.approx(3.5 * 5.0 / np.mean(BENCH_CLIP_S), rel=1e-6)  # The longest clip.
     assert p99(93, 3.5) < p99(186, 3.5) < p99(371, 3.5)
+    mixed = main(["--rate", "229", "--service-ms", "3.5", "--durations", "--requests", "50000"])
+    median_clip = 3.5 * np.median(BENCH_CLIP_S) / np.mean(BENCH_CLIP_S)
+    assert mixed["single_ms"] == round(median_clip, 2)
+    assert mixed["p99_over_single"] == pytest.approx(mixed["p99_ms"] / mixed["single_ms"], abs=0.02)
