@@ -121,31 +121,33 @@ def ratios(res: dict) -> dict:
         "ours_over_inproc_one": best / res["inproc"]["best_clips_per_s"],
         "half_rate": half.get("rate"),
         "half_p99_ms": half.get("p99_ms"),
+        "half_cpu_ms": level_cpu_ms(half),
         "single_ms": single["p50_ms"],
         "single_c": levels[0],
         "n503": n503,
-        "service_ms": cpu("batched") + _loadgen_cpu(cfg["batched"]["levels"][str(c)]),
         "durations_s": res["meta"].get("clips", {}).get("durations_s"),
         "cores": res["meta"].get("cores") or 2,
     }
 
 
-def _loadgen_cpu(level: dict) -> float:
-    return level.get("cpu_ms_per_request", {}).get("load generator", 0.0)
+def level_cpu_ms(level: dict) -> float:
+    """CPU per answered request at one load level: all server processes plus the load generator,
+    which shares the cores. NaN when the run did not record it."""
+    return sum(level.get("cpu_ms_per_request", {}).values()) or float("nan")
 
 
-def ideal_ms(r: dict, rate: float) -> tuple[float, float] | None:
+def ideal_ms(r: dict, rate: float, service_ms: float) -> tuple[float, float] | None:
     """(p99, single-request time) of an ideal server at ``rate`` Poisson arrivals/s: one
-    first-come-first-served queue for all cores, no hand-offs, each request needing this run's CPU
-    per request (server + load generator, at the throughput table's concurrency) scaled by its
-    clip's length, one server per core; its single-request time is the median clip's. Older runs: None."""
+    first-come-first-served queue for all cores (one server per core), no hand-offs, each request
+    needing ``service_ms`` of CPU (as measured at that load) scaled by its clip's length; its
+    single-request time is the median clip's. None when the run did not record clip lengths or CPU."""
     from loadtests.queue_model import ideal_sojourn_ms, single_ms
 
     d = r.get("durations_s")
-    if not d or math.isnan(r["service_ms"]):  # Not recorded.
+    if not d or math.isnan(service_ms):  # Not recorded.
         return None
-    ms = ideal_sojourn_ms(rate, r["service_ms"], tuple(d), servers=r["cores"], requests=100_000)
-    return float(np.percentile(ms, 99)), single_ms(r["service_ms"], tuple(d))
+    ms = ideal_sojourn_ms(rate, service_ms, tuple(d), servers=r["cores"], requests=100_000)
+    return float(np.percentile(ms, 99)), single_ms(service_ms, tuple(d))
 
 
 def _open_loop_table(batched: dict, r: dict) -> list[str]:
@@ -155,35 +157,39 @@ def _open_loop_table(batched: dict, r: dict) -> list[str]:
         return []
     if batched.get("half_rate"):
         loads[0.5] = batched["half_rate"]
-    ideal = {share: ideal_ms(r, x["rate"]) for share, x in loads.items()}
+    ideal = {share: ideal_ms(r, x["rate"], level_cpu_ms(x)) for share, x in loads.items()}
     lines = [
         "",
         f"Under Poisson arrivals at shares of the best throughput ({r['best_rps']:.1f} req/s), "
         f"against the single-request p50 of {r['single_ms']:.1f} ms:",
         "",
         "| share | offered /s | answered /s | p50 ms | p95 ms | p99 ms | p99 / single p50 "
+        f"| CPU ms / request | cores busy (of {r['cores']}) "
         "| ideal queue p99 ms | its single request ms | ideal p99 / its single |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for share, x in sorted(loads.items()):
-        q = ideal[share]
+        q, cpu = ideal[share], level_cpu_ms(x)
         cells = f"{q[0]:.1f} | {q[1]:.1f} | {q[0] / q[1]:.1f}× |" if q is not None else "– | – | – |"
         lines.append(
             f"| {share:g} | {x['rate']:.1f} | {x['ok_rps']:.1f} | {x['p50_ms']:.0f} | {x['p95_ms']:.0f} | "
-            f"{x['p99_ms']:.0f} | {x['p99_ms'] / r['single_ms']:.1f}× | {cells}"
+            f"{x['p99_ms']:.0f} | {x['p99_ms'] / r['single_ms']:.1f}× | {cpu:.2f} | "
+            f"{x['ok_rps'] * cpu / 1000:.2f} | {cells}"
         )
     if any(q is not None for q in ideal.values()):
         lines += [
             "",
             "The ideal queue (`loadtests/queue_model.py`, a simulation, not a measurement) is a "
             f"first-come-first-served queue for all {r['cores']} cores with no hand-offs, each "
-            f"request needing this run's {r['service_ms']:.2f} ms of CPU per request (server + "
-            "load generator) scaled by its clip's length: the floor queueing alone sets. It is "
+            "request needing the CPU per request measured at that load (server + load generator; "
+            "a request costs more at lighter loads, where batches are smaller) scaled by its "
+            "clip's length: the floor queueing alone sets for this server. It is "
             "scale-free: a server twice as fast at twice the rate is the same queue on half the "
             "time scale, so its p99 over its single-request time (the median clip's) depends on "
             "the utilisation and the clips' lengths only."
             + (
-                " Above 3× at half the best throughput: the target is below what queueing alone allows."
+                " Above 3× at half the best throughput: with the CPU this server spends per request"
+                " there, queueing alone already exceeds the target."
                 if 0.5 in ideal and ideal[0.5] and ideal[0.5][0] > 3 * ideal[0.5][1]
                 else ""
             ),
@@ -198,7 +204,7 @@ def _ceiling(ip: dict) -> dict:
 
 def _targets(r: dict) -> list[tuple[str, str, bool]]:
     yes = r["half_p99_ms"] is not None and r["half_p99_ms"] <= 3 * r["single_ms"]
-    ideal = ideal_ms(r, r["half_rate"]) if r["half_rate"] else None
+    ideal = ideal_ms(r, r["half_rate"], r["half_cpu_ms"]) if r["half_rate"] else None
     floor = (
         f"; an ideal queue: {ideal[0]:.0f} ms, {ideal[0] / ideal[1]:.1f}× its own {ideal[1]:.1f} ms"
         if ideal

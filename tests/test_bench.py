@@ -40,7 +40,8 @@ def test_a_short_bench_run_writes_its_report(tmp_path):
     assert "| share | offered /s |" in report and "| 0.125 |" in report and "| 0.5 |" in report
     assert len(res["meta"]["clips"]["durations_s"]) == 4
     assert "| ideal queue p99 ms |" in report and "| its single request ms |" in report  # The floor, beside.
-    assert "an ideal queue:" in report
+    assert "an ideal queue:" in report and "| cores busy (of " in report
+    assert all(level["cpu_ms_per_request"]["worker ser"] > 0 for level in batched["open_loop"].values())
     assert "Measured again right after each load level" in report
     assert (out / "throughput.png").stat().st_size > 0 and (out / "latency.png").stat().st_size > 0
 
@@ -51,6 +52,25 @@ def test_a_short_bench_run_writes_its_report(tmp_path):
     assert r["inproc_limit"] == highest
     batched["inproc_beside"]["4"] = 10 * highest  # A faster moment beside one level sets the limit.
     assert ratios(res)["ours_over_inproc"] == pytest.approx(r["best_rps"] / (10 * highest))
+
+
+def test_the_ideal_queue_of_each_load_uses_the_cpu_measured_at_that_load():
+    """Small batches make a light-load request dearer than one at full load; the floor must use it."""
+    from loadtests.bench_report import _open_loop_table, ideal_ms
+
+    r = {"best_rps": 400.0, "single_ms": 5.0, "cores": 2, "durations_s": [1.0, 2.0, 2.0, 5.0]}
+
+    def level(rate, worker_ms):
+        return {"rate": rate, "ok_rps": rate, "p50_ms": 6, "p95_ms": 9, "p99_ms": 12,
+                "cpu_ms_per_request": {"worker ser": worker_ms, "load generator": 0.5}}  # fmt: skip
+
+    batched = {"open_loop": {"0.125": level(50.0, 6.0)}, "half_rate": level(200.0, 3.5)}
+    rows = {line.split(" | ")[0]: line for line in _open_loop_table(batched, r) if line.startswith("| 0.")}
+    for share, rate, cpu in (("| 0.125", 50.0, 6.5), ("| 0.5", 200.0, 4.0)):
+        p99, single = ideal_ms(r, rate, cpu)
+        assert f"| {cpu:.2f} | {rate * cpu / 1000:.2f} | {p99:.1f} | {single:.1f} |" in rows[share]
+    assert ideal_ms(r, 200.0, 4.0)[0] > ideal_ms(r, 200.0, 3.0)[0]  # Dearer requests, longer queue.
+    assert ideal_ms({**r, "durations_s": None}, 200.0, 4.0) is None  # Older runs: no floor shown.
 
 
 def test_queue_model_matches_queueing_theory():
