@@ -73,6 +73,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "speed 0.8×–1.25×, two stacked BiLSTM layers (64 per direction each) instead of one",
         {"augment": SPEED4, "layers": 2},
     ),
+    "speed4_layers2_ens5_tta": (
+        "as speed4_layers2, five models and test clips also at speed 0.9× and 1.1×, averaged (not served)",
+        {"augment": SPEED4, "layers": 2, "args": ("--ensemble", "5", "--tta", "speed_0.9", "speed_1.1")},
+    ),
     "speed4_units16": (
         "speed 0.8×–1.25×, 16 LSTM units per direction instead of 64",
         {"augment": SPEED4, "units": 16},
