@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ import numpy as np
 import pytest
 import requests
 import soundfile as sf
-from helpers import free_port, wait_ready
+from helpers import free_port, stop, wait_ready
 
 from ser.audio import load_audio
 from ser.errors import SERError
@@ -275,19 +274,6 @@ def _env(home: Path, cache: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    except ProcessLookupError:
-        pass
-
-
 @pytest.fixture(scope="module")
 def server(trained_store: Path, tmp_path_factory) -> Server:
     root = tmp_path_factory.mktemp("demo_server")
@@ -308,7 +294,7 @@ def server(trained_store: Path, tmp_path_factory) -> Server:
         wait_ready(url, proc, log, timeout=180)
         yield Server(url, log)
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def _server_5xx(server: Server) -> list[str]:
@@ -398,7 +384,7 @@ def test_standalone_demo_against_the_server(server: Server, clips: Clips, tmp_pa
         status, label, _, _ = _analyse(client, clips.junk)
         assert "not a supported audio file" in status and "invalid_audio" in status and not label
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def test_standalone_reports_an_unreachable_service(clips: Clips):
