@@ -22,6 +22,7 @@ import json
 import random
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -52,6 +53,45 @@ def summarise(records: list[tuple[float, float, int]], window: tuple[float, floa
     }
 
 
+async def arrivals(
+    one: Callable[[int], Awaitable[None]],
+    *,
+    rate: float,
+    concurrency: int,
+    more: Callable[[int], bool],
+    on_drop: Callable[[], None],
+) -> None:
+    """Await ``one(i)`` for numbered requests while ``more(issued)``: closed loop, ``concurrency``
+    clients each starting the next as its last ends; or, with ``rate``, Poisson arrivals (seeded:
+    the same schedule every run) whatever the answers, at most ``concurrency`` in flight, calling
+    ``on_drop()`` for an arrival over that. Returns when every request started has ended."""
+    issued = 0
+    if rate:
+        rng = random.Random(0)
+        in_flight: set[asyncio.Task] = set()
+        next_at = time.perf_counter()
+        while more(issued):
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+            next_at += rng.expovariate(rate)
+            if len(in_flight) >= concurrency:
+                on_drop()
+                continue
+            task = asyncio.create_task(one(issued))
+            issued += 1
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+        await asyncio.gather(*in_flight)
+        return
+
+    async def client() -> None:
+        nonlocal issued
+        while more(issued):
+            issued += 1
+            await one(issued)
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+
+
 async def run(args: argparse.Namespace) -> dict:
     files = sorted(p for p in Path(args.bodies).iterdir() if p.is_file())
     if args.raw:
@@ -59,7 +99,7 @@ async def run(args: argparse.Namespace) -> dict:
     else:
         bodies = [multipart(args.field, [(p.name, p.read_bytes())]) for p in files]
     records: list[tuple[float, float, int]] = []
-    issued, cpu_start = 0, time.process_time()
+    cpu_start = time.process_time()
     connector = aiohttp.TCPConnector(limit=args.concurrency)
     timeout = aiohttp.ClientTimeout(total=args.timeout)
     t_start = time.perf_counter()
@@ -80,34 +120,16 @@ async def run(args: argparse.Namespace) -> dict:
                 status = 0  # Connection refused or reset.
             records.append((t0, time.perf_counter(), status))
 
-        def more() -> bool:
+        dropped = 0
+
+        def drop() -> None:
+            nonlocal dropped
+            dropped += time.perf_counter() >= window[0]
+
+        def more(issued: int) -> bool:
             return time.perf_counter() < window[1] and issued < args.max_requests
 
-        dropped = 0
-        if args.rate:
-            rng = random.Random(0)
-            in_flight: set[asyncio.Task] = set()
-            next_at = time.perf_counter()
-            while more():
-                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-                next_at += rng.expovariate(args.rate)
-                if len(in_flight) >= args.concurrency:
-                    dropped += time.perf_counter() >= window[0]
-                    continue
-                task = asyncio.create_task(one(issued))
-                issued += 1
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-            await asyncio.gather(*in_flight)
-        else:
-
-            async def client() -> None:
-                nonlocal issued
-                while more():
-                    issued += 1
-                    await one(issued)
-
-            await asyncio.gather(*(client() for _ in range(args.concurrency)))
+        await arrivals(one, rate=args.rate, concurrency=args.concurrency, more=more, on_drop=drop)
     result = summarise(records, window, dropped)
     result.update(concurrency=args.concurrency, rate=args.rate, duration_s=args.duration, url=args.url)
     result.update(all_requests=len(records), loadgen_cpu_s=time.process_time() - cpu_start)

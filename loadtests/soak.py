@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import signal
 import statistics
 import subprocess
@@ -55,12 +54,13 @@ async def drive(
     """Post ``bodies`` in turn for ``duration`` s; one record per request (start/end offsets, status)."""
     import aiohttp
 
+    from loadtests.loadgen import arrivals  # Imports aiohttp too: soak's other commands need neither.
+
     records: list[dict] = []
     start = time.perf_counter()
     end = start + duration
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
     client_timeout = aiohttp.ClientTimeout(total=timeout)
-    issued = 0
 
     async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
 
@@ -85,32 +85,12 @@ async def drive(
             record["t1"] = time.perf_counter() - start
             records.append(record)
 
-        if rate:
-            rng = random.Random(0)
-            in_flight: set[asyncio.Task] = set()
-            next_at = time.perf_counter()
-            while time.perf_counter() < end:
-                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-                next_at += rng.expovariate(rate)
-                if len(in_flight) >= concurrency:
-                    records.append(
-                        {"t0": time.perf_counter() - start, "t1": None, "status": -2, "error": "dropped"}
-                    )
-                    continue
-                task = asyncio.create_task(one(issued))
-                issued += 1
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-            await asyncio.gather(*in_flight)
-        else:
+        def drop() -> None:
+            records.append({"t0": time.perf_counter() - start, "t1": None, "status": -2, "error": "dropped"})
 
-            async def client() -> None:
-                nonlocal issued
-                while time.perf_counter() < end:
-                    issued += 1
-                    await one(issued)
-
-            await asyncio.gather(*(client() for _ in range(concurrency)))
+        await arrivals(
+            one, rate=rate, concurrency=concurrency, more=lambda _: time.perf_counter() < end, on_drop=drop
+        )
     return records
 
 

@@ -110,3 +110,34 @@ def test_the_ideal_queue_is_scale_free_and_its_p99_grows_with_load():
     median_clip = 3.5 * np.median(BENCH_CLIP_S) / np.mean(BENCH_CLIP_S)
     assert mixed["single_ms"] == round(median_clip, 2)
     assert mixed["p99_over_single"] == pytest.approx(mixed["p99_ms"] / mixed["single_ms"], abs=0.02)
+
+
+def test_arrivals_closed_loop_keeps_n_clients_and_open_loop_caps_what_is_in_flight():
+    """The request schedule `make bench` (loadtests.loadgen) and the soak share."""
+    import asyncio
+    import time
+
+    from loadtests.loadgen import arrivals
+
+    def run(rate, concurrency, more, service_s):
+        state = {"now": 0, "most": 0, "calls": [], "drops": 0}
+
+        async def one(i):
+            state["calls"].append(i)
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+            await asyncio.sleep(service_s)
+            state["now"] -= 1
+
+        def drop():
+            state["drops"] += 1
+
+        asyncio.run(arrivals(one, rate=rate, concurrency=concurrency, more=more, on_drop=drop))
+        return state
+
+    closed = run(0.0, 3, lambda issued: issued < 9, 0.002)
+    assert sorted(closed["calls"]) == list(range(1, 10)) and closed["most"] == 3 and closed["drops"] == 0
+    end = time.perf_counter() + 0.3
+    opened = run(1000.0, 2, lambda _: time.perf_counter() < end, 0.05)  # ~300 arrivals, 2 served at once.
+    assert opened["most"] == 2 and opened["drops"] > 100 and opened["now"] == 0  # All started ended.
+    assert sorted(opened["calls"]) == list(range(len(opened["calls"])))
