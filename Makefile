@@ -9,7 +9,7 @@ SER_DATA ?=
 TESS ?= ../shared/data/tess
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup serve train train-tess evaluate-speaker ablation report test test-fast image coldstart test-container lint format clean
+.PHONY: help setup serve train train-tess evaluate-speaker ablation report test test-fast image coldstart test-container screenshot lint format clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -69,6 +69,11 @@ coldstart: setup  ## Image size and start → first answered /predict of the ima
 
 test-container: setup  ## Build the image from a test model and check it against `bentoml serve`.
 	$(BIN)/python -m pytest -q -s tests/test_container.py
+
+SCREENSHOT_STORE ?= $(HOME)/.cache/ser/screenshot-bentoml
+screenshot: setup  ## Retake docs/demo.png: headless Chromium on /ui, serving the embedded default (trained on first use).
+	BENTOML_HOME=$(SCREENSHOT_STORE) $(BIN)/python -m training.ensure_model
+	SER_UPDATE_SCREENSHOT=1 SER_DEMO_STORE=$(SCREENSHOT_STORE) $(BIN)/python -m pytest -q tests/test_demo.py -k browser_upload
 
 lint: setup  ## ruff check + format check.
 	$(BIN)/ruff check .

@@ -4,8 +4,9 @@
 2. `bentoml serve service:SER` (model from the `trained_store` fixture): /ui/ answers without any
    5xx and predicts through the in-process backend;
 3. `python -m gradio_demo --url <that server>` (the remote backend);
-4. headless Debian chromium via selenium: upload a synthetic clip, read the label, save
-   docs/demo.png (skips with the reason when chromium, chromedriver or selenium are absent).
+4. headless Debian chromium via selenium: upload a synthetic clip, read the label, take a
+   screenshot (skips with the reason when chromium, chromedriver or selenium are absent);
+   `make screenshot` saves it as docs/demo.png, with the embedded default model served.
 """
 
 from __future__ import annotations
@@ -275,7 +276,11 @@ def _env(home: Path, cache: Path, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def server(trained_store: Path, tmp_path_factory) -> Server:
+def server(request, tmp_path_factory) -> Server:
+    # `make screenshot` serves the embedded default model from its own store (SER_DEMO_STORE), so
+    # the README's picture shows a trained model; the tests' small model answers near-uniformly.
+    store = os.environ.get("SER_DEMO_STORE")
+    home = Path(store) if store else request.getfixturevalue("trained_store")
     root = tmp_path_factory.mktemp("demo_server")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -285,7 +290,7 @@ def server(trained_store: Path, tmp_path_factory) -> Server:
         proc = subprocess.Popen(
             cmd,
             cwd=REPO,
-            env=_env(trained_store, root / "cache", SER_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT)),
+            env=_env(home, root / "cache", SER_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT)),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
