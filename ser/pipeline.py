@@ -15,6 +15,10 @@ from ser.errors import NoSpeechError, SERError
 from ser.features import FeatureConfig, clip_features
 
 MIN_SEGMENT_S = 0.25  # Shorter leftovers at a region's end carry too little to classify.
+# A pause at least this long (between padded voiced regions) ends an utterance: a clip's windows
+# never straddle one. No clip of TESS or of the synthetic corpus has one (their longest: 0.28 s),
+# so their inputs are what they were before utterances were split.
+UTTERANCE_PAUSE_S = 0.5
 
 
 @dataclass
@@ -40,17 +44,31 @@ def _regions(y: np.ndarray, config: FeatureConfig) -> list[tuple[int, int]]:
     return regions
 
 
-def clip_inputs(y: np.ndarray, config: FeatureConfig) -> Inputs:
-    """Inputs covering a clip's speech (first to last voiced sample) in windows of ``window_s``.
+def utterances(regions: list[tuple[int, int]], sr: int) -> list[tuple[int, int]]:
+    """Voiced regions joined across pauses shorter than `UTTERANCE_PAUSE_S`: the stretches a clip's
+    windows stay inside (short pauses belong to the utterance, as in every training clip)."""
+    out = [list(regions[0])]
+    for start, end in regions[1:]:
+        if start - out[-1][1] < UTTERANCE_PAUSE_S * sr:
+            out[-1][1] = end
+        else:
+            out.append([start, end])
+    return [(s, e) for s, e in out]
 
-    A clip no longer than one window gives one input; longer ones overlap by half a window and
-    the caller averages their probabilities.
+
+def clip_inputs(y: np.ndarray, config: FeatureConfig) -> Inputs:
+    """Inputs covering each utterance of a clip (its speech, first to last voiced sample, split at
+    pauses of `UTTERANCE_PAUSE_S` or more) in windows of ``window_s``.
+
+    An utterance no longer than one window gives one input; longer ones overlap by half a window.
+    The caller averages the inputs' probabilities weighted by length. Windows never straddle a long
+    pause: a recording whose emotion changes between sentences would otherwise give windows of two
+    emotions and the silence between them, which no training clip has.
     """
     regions = _regions(y, config)
     y = normalize_loudness(y, config.sample_rate)
-    speech = (regions[0][0], regions[-1][1])
     window = config.window_samples
-    spans = segment([speech], window=window, hop=window // 2)
+    spans = segment(utterances(regions, config.sample_rate), window=window, hop=window // 2)
     return _inputs(y, spans, config, sum(e - s for s, e in regions))
 
 

@@ -12,7 +12,7 @@ from ser.audio import voiced_intervals
 from ser.errors import NoSpeechError
 from ser.features import FeatureConfig
 from ser.model import PRESETS
-from ser.pipeline import MIN_SEGMENT_S, clip_inputs, timeline_inputs
+from ser.pipeline import MIN_SEGMENT_S, UTTERANCE_PAUSE_S, clip_inputs, timeline_inputs, utterances
 from ser.predictor import combine_segments
 
 SR = 16_000
@@ -45,13 +45,27 @@ def test_short_clip_gives_one_input():
     assert inputs.speech_samples == end - start
 
 
-def test_pauses_inside_a_clip_are_kept_in_its_single_input():
-    y = two_phrases()  # 4.2 s of speech-to-speech: longer than one window.
+def test_short_pauses_stay_inside_one_input():
+    y = np.concatenate([silence(0.5), tone(1.0), silence(0.35), tone(1.0, f0=240), silence(0.5)])
     regions = voiced_intervals(y)
-    assert len(regions) == 2
+    assert len(regions) == 2  # Two voiced regions, 0.25 s apart once padded: one utterance.
     inputs = clip_inputs(y, CONFIG)
-    assert inputs.spans[0][0] == regions[0][0] and inputs.spans[-1][1] == regions[-1][1]
+    assert inputs.spans == [(regions[0][0], regions[-1][1])]
     assert inputs.speech_samples == sum(e - s for s, e in regions)
+
+
+def test_long_pauses_end_an_utterance_and_no_window_straddles_one():
+    y = two_phrases()  # 1.5 s apart; 4.2 s from the first speech to the last: above one window.
+    regions = voiced_intervals(y)
+    assert len(regions) == 2 and regions[1][0] - regions[0][1] >= UTTERANCE_PAUSE_S * SR
+    assert utterances(regions, SR) == regions
+    inputs = clip_inputs(y, CONFIG)
+    assert inputs.spans == regions  # Each phrase shorter than a window: one input each.
+    assert inputs.speech_samples == sum(e - s for s, e in regions)
+    long_pause = np.concatenate([tone(4.0), silence(1.0), tone(1.0)])
+    (a0, a1), (b0, b1) = voiced_intervals(long_pause)
+    spans = clip_inputs(long_pause, CONFIG).spans
+    assert spans[-1] == (b0, b1) and all(a0 <= s < e <= a1 for s, e in spans[:-1])  # None across.
 
 
 def test_long_clip_gives_half_overlapping_windows_that_cover_the_end():

@@ -94,6 +94,21 @@ def _write(path: Path, fmt: str) -> None:
     sf.write(str(path), tone(0.3), SAMPLE_RATE, format=fmt)
 
 
+@pytest.mark.tess
+def test_every_real_tess_clip_is_one_utterance(manifest):
+    """Why splitting clips at long pauses (`ser.pipeline.utterances`) left every TESS figure in the
+    README as it was: no clip has such a pause, so each clip's inputs are what they were."""
+    from ser.audio import voiced_intervals
+    from ser.pipeline import utterances
+
+    split = []
+    for entry in manifest.entries:
+        y = load_audio(entry.path)
+        if len(utterances(voiced_intervals(y), SAMPLE_RATE)) != 1:
+            split.append(Path(entry.path).name)
+    assert not split, split
+
+
 def test_tess_folder_spellings_and_extensions(tmp_path):
     """Real downloads spell folders every which way; the file name decides, the folder is a fallback."""
     root = tmp_path / "TESS Toronto emotional speech set data"

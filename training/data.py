@@ -24,7 +24,9 @@ from ser.features import FeatureConfig
 from ser.labels import label_index
 from ser.pipeline import clip_inputs, speed_copy
 
-CACHE_VERSION = 2  # 2: kind="mean" inputs report n_mfcc real steps, not the MFCC frame count.
+# 2: kind="mean" inputs report n_mfcc real steps, not the MFCC frame count.
+# 3: clip windows stay inside utterances (`ser.pipeline.utterances`).
+CACHE_VERSION = 3
 
 
 def cache_root() -> Path:
