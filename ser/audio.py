@@ -272,15 +272,21 @@ def voiced_intervals(y: np.ndarray, sr: int = SAMPLE_RATE) -> list[tuple[int, in
     active = (db > db.max() - VOICED_TOP_DB) & (db > SILENCE_FLOOR_DBFS)
     hop, frame = int(FRAME_HOP_S * sr), int(FRAME_S * sr)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], active.astype(np.int8), [0]])))
-    runs = [[s * hop, (e - 1) * hop + frame] for s, e in zip(edges[::2], edges[1::2], strict=True)]
-    merged: list[list[int]] = []
-    for start, end in runs:
-        if merged and start - merged[-1][1] < MIN_GAP_S * sr:
-            merged[-1][1] = end
-        else:
-            merged.append([start, end])
+    runs = [(s * hop, (e - 1) * hop + frame) for s, e in zip(edges[::2], edges[1::2], strict=True)]
     pad = int(REGION_PAD_S * sr)
+    merged = join_close(runs, MIN_GAP_S * sr)
     return [(max(0, s - pad), min(len(y), e + pad)) for s, e in merged if e - s >= MIN_REGION_S * sr]
+
+
+def join_close(spans: list[tuple[int, int]], gap: float) -> list[tuple[int, int]]:
+    """Sorted sample spans joined wherever one starts less than ``gap`` samples after the last ends."""
+    joined: list[list[int]] = []
+    for start, end in spans:
+        if joined and start - joined[-1][1] < gap:
+            joined[-1][1] = max(joined[-1][1], end)
+        else:
+            joined.append([start, end])
+    return [(s, e) for s, e in joined]
 
 
 def trim_silence(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:

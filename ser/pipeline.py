@@ -10,14 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ser.audio import normalize_loudness, resample, segment, voiced_intervals
+from ser.audio import join_close, normalize_loudness, resample, segment, voiced_intervals
 from ser.errors import NoSpeechError, SERError
 from ser.features import FeatureConfig, clip_features
 
 MIN_SEGMENT_S = 0.25  # Shorter leftovers at a region's end carry too little to classify.
 # A pause at least this long (between padded voiced regions) ends an utterance: a clip's windows
-# never straddle one. No clip of TESS or of the synthetic corpus has one (their longest: 0.28 s),
-# so their inputs are what they were before utterances were split.
+# never straddle one. No clip of TESS or of the synthetic corpus has one (tests/test_tess.py and
+# tests/test_synthetic.py check), so their inputs are what they were before utterances were split.
 UTTERANCE_PAUSE_S = 0.5
 
 
@@ -47,13 +47,7 @@ def _regions(y: np.ndarray, config: FeatureConfig) -> list[tuple[int, int]]:
 def utterances(regions: list[tuple[int, int]], sr: int) -> list[tuple[int, int]]:
     """Voiced regions joined across pauses shorter than `UTTERANCE_PAUSE_S`: the stretches a clip's
     windows stay inside (short pauses belong to the utterance, as in every training clip)."""
-    out = [list(regions[0])]
-    for start, end in regions[1:]:
-        if start - out[-1][1] < UTTERANCE_PAUSE_S * sr:
-            out[-1][1] = end
-        else:
-            out.append([start, end])
-    return [(s, e) for s, e in out]
+    return join_close(regions, UTTERANCE_PAUSE_S * sr)
 
 
 def clip_inputs(y: np.ndarray, config: FeatureConfig) -> Inputs:

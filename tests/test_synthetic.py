@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from ser.audio import voiced_intervals
 from ser.datasets import synthetic
 from ser.labels import EMOTIONS
+from ser.pipeline import utterances
 
 CLIPS = 3
 SPEAKERS = ("SYA", "SYD")
@@ -72,6 +74,8 @@ def test_format_and_durations(corpus: Path) -> None:
         y, _ = sf.read(str(path))
         assert np.abs(y).max() < 1.0  # never clipped
         assert np.abs(y[:800]).max() < 0.01  # starts with near-silence (50 ms)
+        regions = voiced_intervals(y.astype(np.float32))
+        assert len(utterances(regions, 16000)) == 1, path.name  # One utterance, as a training clip.
 
 
 def test_load_finds_every_clip_with_its_labels(corpus: Path) -> None:
