@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import requests
 import soundfile as sf
-from helpers import free_port, stop, wait_ready
+from helpers import Served, free_port, serve, stop
 
 from ser.audio import load_audio
 from ser.errors import SERError
@@ -254,59 +254,39 @@ def test_examples_include_tess_clips(tess_dir: Path, monkeypatch, tmp_path: Path
 
 
 # --- 2. mounted at /ui on a real server ----------------------------------------------------------
-@dataclass
-class Server:
-    url: str
-    log: Path
-
-
-def _env(home: Path, cache: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SER_")}
-    env.update(
-        BENTOML_HOME=str(home),
-        BENTOML_DO_NOT_TRACK="True",
-        TF_CPP_MIN_LOG_LEVEL="2",
-        GRADIO_ANALYTICS_ENABLED="False",
-        SER_CACHE_DIR=str(cache),
+def _demo_settings(cache: Path) -> dict[str, str]:
+    return {
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "SER_CACHE_DIR": str(cache),
         # No TESS examples on the page: the screenshot stays the same everywhere (and synthetic).
-        SER_TESS_DIR=str(cache / "no-tess"),
-        **extra,
-    )
+        "SER_TESS_DIR": str(cache / "no-tess"),
+    }
+
+
+def _env(home: Path, cache: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SER_")}
+    env.update(BENTOML_HOME=str(home), BENTOML_DO_NOT_TRACK="True", TF_CPP_MIN_LOG_LEVEL="2")
+    env.update(_demo_settings(cache))
     return env
 
 
 @pytest.fixture(scope="module")
-def server(request, tmp_path_factory) -> Server:
+def server(request, tmp_path_factory) -> Served:
     # `make screenshot` serves the embedded default model from its own store (SER_DEMO_STORE), so
     # the README's picture shows a trained model; the tests' small model answers near-uniformly.
     store = os.environ.get("SER_DEMO_STORE")
     home = Path(store) if store else request.getfixturevalue("trained_store")
     root = tmp_path_factory.mktemp("demo_server")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = root / "serve.log"
-    cmd = [str(BIN / "bentoml"), "serve", "service:SER", "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=REPO,
-            env=_env(home, root / "cache", SER_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT)),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_ready(url, proc, log, timeout=180)
-        yield Server(url, log)
-    finally:
-        stop(proc)
+    settings = _demo_settings(root / "cache")
+    with serve(home, root, SER_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT), **settings) as served:
+        yield served
 
 
-def _server_5xx(server: Server) -> list[str]:
+def _server_5xx(server: Served) -> list[str]:
     return [line for line in server.log.read_text(errors="replace").splitlines() if "status=5" in line]
 
 
-def test_ui_page_answers_without_5xx(server: Server):
+def test_ui_page_answers_without_5xx(server: Served):
     page = requests.get(f"{server.url}/ui/", timeout=TIMEOUT)
     assert page.status_code == 200, page.text[:500]
     assert "<gradio-app" in page.text or "gradio" in page.text.lower()
@@ -322,7 +302,7 @@ def test_ui_page_answers_without_5xx(server: Server):
     assert requests.get(f"{server.url}/readyz", timeout=TIMEOUT).status_code == 200
 
 
-def test_ui_predicts_in_process(server: Server, clips: Clips):
+def test_ui_predicts_in_process(server: Served, clips: Clips):
     client = _client(f"{server.url}/ui/")
     status, label, signal_plot, timeline = _analyse(client, clips.short)
     top = _assert_label(label)
@@ -337,7 +317,7 @@ def test_ui_predicts_in_process(server: Server, clips: Clips):
     assert not _server_5xx(server), _server_5xx(server)
 
 
-def test_ui_refuses_uploads_above_the_service_limit(server: Server, tmp_path: Path):
+def test_ui_refuses_uploads_above_the_service_limit(server: Served, tmp_path: Path):
     big = tmp_path / "big.wav"
     big.write_bytes(b"\0" * (UPLOAD_LIMIT + 1))
     with big.open("rb") as f:
@@ -346,7 +326,7 @@ def test_ui_refuses_uploads_above_the_service_limit(server: Server, tmp_path: Pa
     assert str(UPLOAD_LIMIT) in r.text
 
 
-def test_ui_long_recording_gets_the_timeline(server: Server, clips: Clips):
+def test_ui_long_recording_gets_the_timeline(server: Served, clips: Clips):
     status, label, _, timeline = _analyse(_client(f"{server.url}/ui/"), clips.long)
     assert f"**{_assert_label(label)}** with" in status
     assert f"{sf.info(clips.long).duration:.1f} s analysed" in status
@@ -357,7 +337,7 @@ def test_ui_long_recording_gets_the_timeline(server: Server, clips: Clips):
 
 
 # --- 3. standalone against that server -----------------------------------------------------------
-def test_standalone_demo_against_the_server(server: Server, clips: Clips, tmp_path: Path):
+def test_standalone_demo_against_the_server(server: Served, clips: Clips, tmp_path: Path):
     port = free_port()
     log = tmp_path / "standalone.log"
     cmd = [str(BIN / "python"), "-m", "gradio_demo", "--url", server.url, "--port", str(port)]
@@ -469,7 +449,7 @@ def _save_small_png(driver, path: Path, width: int = 1200) -> None:
     raw.unlink()
 
 
-def test_browser_upload_shows_the_emotion(server: Server, clips: Clips, browser, tmp_path):
+def test_browser_upload_shows_the_emotion(server: Served, clips: Clips, browser, tmp_path):
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
