@@ -6,7 +6,8 @@ One process, one thread: the model on the runtime the service uses (``SER_RUNTIM
 `ser.runtime.load`), pinned to ``SER_TF_THREADS`` (default 1) as in the service; no HTTP. For each
 batch size, groups of clips (encoded files, as uploaded) go through ``load_audio`` and
 ``predict_many`` for at least ``--seconds``, in ``--rounds`` rounds; the best round of each size
-counts (a limit: the least disturbed by other processes on a shared machine).
+counts (a limit: the least disturbed by other processes on a shared machine). Also the CPU each
+clip needs alone (``clip_cpu_ms``, in file order), for the ideal queue of `loadtests.queue_model`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,22 @@ def clips_per_second(step, blobs: list[bytes], batch: int, seconds: float, max_c
         step([blobs[(n + i) % len(blobs)] for i in range(batch)])
         n += batch
     return n / (time.perf_counter() - started)
+
+
+def clip_cpu_ms(step, blobs: list[bytes], reps: int = 30) -> list[float]:
+    """Each clip alone (a batch of one): the median CPU time (ms) of ``step`` over ``reps`` runs.
+    CPU, not wall time, so the queue model gets each clip's demand on a core, not a neighbour's."""
+    out = []
+    for blob in blobs:
+        for _ in range(3):  # Warm: this clip's shapes.
+            step([blob])
+        times = []
+        for _ in range(reps):
+            t = time.process_time()
+            step([blob])
+            times.append(time.process_time() - t)
+        out.append(round(1000 * float(np.median(times)), 3))
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -82,6 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     if not args.limit_only:
         result.update(
+            clip_cpu_ms=clip_cpu_ms(whole, blobs),  # In the order of the files: the bench's clips.
             prep_clips_per_s=rates.pop("prep"),
             forward_inputs_per_s_b64=rates.pop("forward64"),
             tta_speeds=list(TTA_SPEEDS),

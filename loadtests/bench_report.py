@@ -126,6 +126,9 @@ def ratios(res: dict) -> dict:
         "single_c": levels[0],
         "n503": n503,
         "durations_s": res["meta"].get("clips", {}).get("durations_s"),
+        "clip_cpu_ms": res["inproc"].get("clip_cpu_ms"),
+        "best_cpu_ms": level_cpu_ms(cfg["batched"]["levels"][str(best_level)]),
+        "single_p99_ms": single["p99_ms"],
         "cores": res["meta"].get("cores") or 2,
     }
 
@@ -136,18 +139,31 @@ def level_cpu_ms(level: dict) -> float:
     return sum(level.get("cpu_ms_per_request", {}).values()) or float("nan")
 
 
+def ideal_clips_ms(r: dict, service_ms: float) -> np.ndarray | None:
+    """Per-clip service times (ms) averaging ``service_ms``: each clip's CPU alone in-process plus
+    one remainder for all (runs since that was measured), else in proportion to the clips' lengths.
+    None when the run recorded neither, or no CPU."""
+    from loadtests.queue_model import by_cost, by_length
+
+    if math.isnan(service_ms):
+        return None
+    if r.get("clip_cpu_ms"):
+        return by_cost(service_ms, r["clip_cpu_ms"])
+    return by_length(service_ms, r["durations_s"]) if r.get("durations_s") else None
+
+
 def ideal_ms(r: dict, rate: float, service_ms: float) -> tuple[float, float] | None:
     """(p99, single-request time) of an ideal server at ``rate`` Poisson arrivals/s: one
     first-come-first-served queue for all cores (one server per core), no hand-offs, each request
-    needing ``service_ms`` of CPU (as measured at that load) scaled by its clip's length; its
-    single-request time is the median clip's. None when the run did not record clip lengths or CPU."""
+    needing ``service_ms`` of CPU on average (as measured at that load), shared among the clips as
+    `ideal_clips_ms` says; its single-request time is the median clip's. None when not recorded."""
     from loadtests.queue_model import ideal_sojourn_ms, single_ms
 
-    d = r.get("durations_s")
-    if not d or math.isnan(service_ms):  # Not recorded.
+    clips = ideal_clips_ms(r, service_ms)
+    if clips is None:
         return None
-    ms = ideal_sojourn_ms(rate, service_ms, tuple(d), servers=r["cores"], requests=100_000)
-    return float(np.percentile(ms, 99)), single_ms(service_ms, tuple(d))
+    ms = ideal_sojourn_ms(rate, clips, servers=r["cores"], requests=100_000)
+    return float(np.percentile(ms, 99)), single_ms(clips)
 
 
 def _open_loop_table(batched: dict, r: dict) -> list[str]:
@@ -177,24 +193,51 @@ def _open_loop_table(batched: dict, r: dict) -> list[str]:
             f"{x['ok_rps'] * cpu / 1000:.2f} | {cells}"
         )
     if any(q is not None for q in ideal.values()):
+        shape = (
+            "shared among the clips as measured: each clip's own CPU alone in-process (below) plus "
+            "one remainder for all"
+            if r.get("clip_cpu_ms")
+            else "scaled by its clip's length"
+        )
         lines += [
             "",
             "The ideal queue (`loadtests/queue_model.py`, a simulation, not a measurement) is a "
             f"first-come-first-served queue for all {r['cores']} cores with no hand-offs, each "
             "request needing the CPU per request measured at that load (server + load generator; "
-            "a request costs more at lighter loads, where batches are smaller) scaled by its "
-            "clip's length: the floor queueing alone sets for this server. It is "
-            "scale-free: a server twice as fast at twice the rate is the same queue on half the "
-            "time scale, so its p99 over its single-request time (the median clip's) depends on "
-            "the utilisation and the clips' lengths only."
+            f"a request costs more at lighter loads, where batches are smaller), {shape}: the "
+            "floor queueing alone sets for this server. It is scale-free: a server twice as fast "
+            "at twice the rate is the same queue on half the time scale, so its p99 over its "
+            "single-request time (the median clip's) depends on the utilisation and the clips only."
             + (
                 " Above 3× at half the best throughput: with the CPU this server spends per request"
                 " there, queueing alone already exceeds the target."
                 if 0.5 in ideal and ideal[0.5] and ideal[0.5][0] > 3 * ideal[0.5][1]
                 else ""
             ),
+            *_no_batching_gain(r),
         ]
     return lines
+
+
+def _no_batching_gain(r: dict) -> list[str]:
+    """What the target would ask of a server whose requests cost as little at half load as at its
+    best: the ideal queue at half the best rate with the best level's CPU per request."""
+    if not (r.get("half_rate") and r.get("clip_cpu_ms")) or math.isnan(r["best_cpu_ms"]):
+        return []
+    p99, single = ideal_ms(r, r["half_rate"], r["best_cpu_ms"])
+    costs = np.asarray(r["clip_cpu_ms"])
+    longest = int(np.argmax(r["durations_s"]))
+    return [
+        "",
+        f"Had batching bought nothing — a request at half load costing no more than at the best level "
+        f"({r['best_cpu_ms']:.2f} ms at {r['best_level']} clients) — the cores would be "
+        f"{r['half_rate'] * r['best_cpu_ms'] / 1000 / r['cores']:.2f} busy at half the best throughput "
+        f"and the ideal queue's p99 {p99:.1f} ms, **{p99 / single:.1f}×** its single request "
+        f"({single:.1f} ms). The clips set most of that: with one client, no queueing, p99 is already "
+        f"{r['single_p99_ms'] / r['single_ms']:.1f}× p50 ({r['single_p99_ms']:.0f} against "
+        f"{r['single_ms']:.0f} ms), since the longest clip ({r['durations_s'][longest]:g} s, one request "
+        f"in {len(costs)}) needs {costs[longest] / np.median(costs):.1f}× the median clip's CPU alone.",
+    ]
 
 
 def _ceiling(ip: dict) -> dict:
@@ -224,6 +267,20 @@ def _targets(r: dict) -> list[tuple[str, str, bool]]:
             yes,
         ),
         ("zero 503s", f"{r['n503']} × 503", r["n503"] == 0),
+    ]
+
+
+def _clip_costs(ip: dict, clips: dict) -> list[str]:
+    """Each clip's CPU alone, by length: the shape of the ideal queue's service times."""
+    if not ip.get("clip_cpu_ms"):
+        return []
+    pairs = sorted(zip(clips["durations_s"], ip["clip_cpu_ms"], strict=True))
+    return [
+        "",
+        "CPU per clip alone (a batch of one: decode + features + model; median of 30), by length: "
+        + ", ".join(f"{d:g} s {ms:.2f}" for d, ms in pairs)
+        + " ms. Not proportional to length: every clip pays a fixed part, and a clip longer than "
+        "the model's window is more than one input.",
     ]
 
 
@@ -416,6 +473,7 @@ def markdown(res: dict) -> str:
         "",
         f"Decode + features alone: {ip['prep_clips_per_s']:.0f} clips/s; the model alone at batch 64: "
         f"{ip['forward_inputs_per_s_b64']:.0f} inputs/s.",
+        *_clip_costs(ip, cl),
         *(
             [
                 "",

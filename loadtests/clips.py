@@ -61,12 +61,15 @@ def corpus(source: str = "auto") -> tuple[str, Path]:
 
 
 def load_clips(n: int = 16, source: str = "auto", min_s: float = 0.5, max_s: float = 10.0) -> list[Clip]:
-    """``n`` clips spread evenly over the corpus (so over speakers and emotions), decoded."""
+    """``n`` clips spread evenly over the corpus (so over speakers and emotions), decoded, in the
+    corpus's order."""
     _, folder = corpus(source)
     files = _audio_files(folder)
-    step = max(1, len(files) // (n * 2))  # About 2n candidates: spares for unreadable files.
+    candidates = files[:: max(1, len(files) // (n * 2))]  # About 2n, evenly spaced.
+    # Every other candidate first (n of them, spread over the whole corpus), the rest as spares
+    # for unreadable or too long files: taking them in order would fill n from the first half.
     clips: list[Clip] = []
-    for path in files[::step]:
+    for path in candidates[::2] + candidates[1::2]:
         try:
             y, sr = sf.read(path, dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError):
@@ -78,7 +81,8 @@ def load_clips(n: int = 16, source: str = "auto", min_s: float = 0.5, max_s: flo
             break
     if not clips:
         raise RuntimeError(f"no usable clips under {folder}")
-    return clips
+    order = {p.name: i for i, p in enumerate(files)}
+    return sorted(clips, key=lambda c: order[c.name])
 
 
 def resample(y: np.ndarray, sr: int, target: int) -> np.ndarray:

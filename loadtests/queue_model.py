@@ -1,15 +1,18 @@
 """What an ideal server would answer: a first-come-first-served queue with ``--servers`` servers
 and no hand-offs, under Poisson arrivals — the floor for `make bench`'s open-loop p99.
 
-    python -m loadtests.queue_model --rate 240 --service-ms 4.4 --servers 2
+    python -m loadtests.queue_model --rate 240 --service-ms 4.4 --costs-from bench/results.json
     python -m loadtests.queue_model --rate 240 --service-ms 4.4 --servers 1 --split 2   # per worker
 
-Each request needs ``--service-ms`` of one server's time, scaled by its clip's duration when
-``--durations`` is given (the bench's clips: their service time is ~proportional to length).
-``--split N`` sends arrivals at random to N separate queues of ``--servers`` each (two workers
-that do not share a queue). Prints p50/p95/p99 of the time from arrival to answer, in ms, and
-``single_ms``: the same queue's single-request time (the median clip's service time), which its
-p99 is compared with (``p99_over_single``).
+Each request needs ``--service-ms`` of one server's time on average. Requests differ by their clip:
+``--costs-from RESULTS`` takes a `make bench` run's CPU per clip, each clip alone in-process
+(decode + features + model), and adds the same remainder to every clip (HTTP, batching, the load
+generator: ``--service-ms`` less their mean); ``--durations`` scales the service by the bench
+clips' lengths instead (a cruder shape: a clip's cost is not proportional to its length). Without
+either, every request needs the same. ``--split N`` sends arrivals at random to N separate queues
+of ``--servers`` each (two workers that do not share a queue). Prints p50/p95/p99 of the time
+from arrival to answer, in ms, and ``single_ms``: the same queue's single-request time (the median
+clip's service time), which its p99 is compared with (``p99_over_single``).
 A simulation, not a measurement: it says how much of a measured tail queueing alone explains.
 """
 
@@ -18,11 +21,28 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 # The lengths (s) of `make bench`'s 16 TESS clips (`results.json` → meta.clips.durations_s).
-BENCH_CLIP_S = (1.34, 1.56, 1.62, 1.67, 1.9, 1.94, 1.98, 1.98, 2.0, 2.1, 2.15, 2.37, 2.48, 2.51, 2.6, 5.0)
+BENCH_CLIP_S = (1.34, 1.56, 1.7, 1.94, 1.98, 2.04, 2.05, 2.1, 2.15, 2.33, 2.38, 2.45, 2.48, 2.51, 2.67, 5.0)
+
+
+def by_length(service_ms: float, durations: Sequence[float]) -> np.ndarray:
+    """Per-clip service times (ms) averaging ``service_ms``, proportional to each clip's length."""
+    d = np.asarray(durations, float)
+    return service_ms * d / d.mean()
+
+
+def by_cost(service_ms: float, costs_ms: Sequence[float]) -> np.ndarray:
+    """Per-clip service times (ms) averaging ``service_ms``: each clip's own measured cost plus one
+    remainder for all (the per-request work that does not depend on the clip). Proportional to
+    the costs instead when a remainder below zero would leave a clip no time."""
+    c = np.asarray(costs_ms, float)
+    rest = service_ms - c.mean()
+    return c + rest if c.min() + rest > 0 else service_ms * c / c.mean()
 
 
 def sojourn_ms(rate: float, service: np.ndarray, servers: int, rng: np.random.Generator) -> np.ndarray:
@@ -39,8 +59,7 @@ def sojourn_ms(rate: float, service: np.ndarray, servers: int, rng: np.random.Ge
 
 def ideal_sojourn_ms(
     rate: float,
-    service_ms: float,
-    durations: tuple[float, ...] | None = None,
+    clip_ms: float | Sequence[float],
     *,
     servers: int = 2,
     split: int = 1,
@@ -48,23 +67,29 @@ def ideal_sojourn_ms(
     seed: int = 0,
 ) -> np.ndarray:
     """Arrival → answer times (ms) of ``requests`` Poisson arrivals at ``rate``/s, split at random
-    over ``split`` FCFS queues of ``servers`` each; each request needs ``service_ms`` on average,
-    scaled by the length of a clip drawn from ``durations`` when given."""
+    over ``split`` FCFS queues of ``servers`` each; each request needs the service time (ms) of a
+    clip drawn at random from ``clip_ms`` (one number: every request the same)."""
     rng = np.random.default_rng(seed)
     n = requests // split
-    scale = np.array(durations) / np.mean(durations) if durations else None
+    clips = np.atleast_1d(np.asarray(clip_ms, float)) / 1000
     times = []
     for _ in range(split):
-        service = np.full(n, service_ms / 1000)
-        if scale is not None:
-            service *= scale[rng.integers(len(scale), size=n)]
+        service = clips[rng.integers(len(clips), size=n)] if len(clips) > 1 else np.full(n, clips[0])
         times.append(sojourn_ms(rate / split, service, servers, rng))
     return np.concatenate(times)
 
 
-def single_ms(service_ms: float, durations: tuple[float, ...] | None = None) -> float:
+def single_ms(clip_ms: float | Sequence[float]) -> float:
     """An unloaded request's time in the ideal queue: the median clip's service time."""
-    return service_ms * float(np.median(durations) / np.mean(durations)) if durations else service_ms
+    return float(np.median(clip_ms))
+
+
+def clip_costs(results: Path) -> list[float]:
+    """A `make bench` run's CPU per clip (ms), each alone in-process, in the order of its clips."""
+    costs = json.loads(Path(results).read_text())["inproc"].get("clip_cpu_ms")
+    if not costs:
+        raise SystemExit(f"{results} has no per-clip costs (inproc.clip_cpu_ms): a run from before they were")
+    return costs
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -73,22 +98,27 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--service-ms", type=float, required=True, help="mean service time per request")
     p.add_argument("--servers", type=int, default=2, help="servers sharing one queue")
     p.add_argument("--split", type=int, default=1, help="separate queues the arrivals are split among")
-    p.add_argument("--durations", action="store_true", help="scale service by the bench clips' lengths")
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument("--costs-from", type=Path, metavar="RESULTS", help="a bench run's CPU per clip")
+    shape.add_argument("--durations", action="store_true", help="scale service by the bench clips' lengths")
     p.add_argument("--requests", type=int, default=200_000)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    durations = BENCH_CLIP_S if args.durations else None
+    clip_ms: float | np.ndarray = args.service_ms
+    if args.costs_from:
+        clip_ms = by_cost(args.service_ms, clip_costs(args.costs_from))
+    elif args.durations:
+        clip_ms = by_length(args.service_ms, BENCH_CLIP_S)
     ms = ideal_sojourn_ms(
         args.rate,
-        args.service_ms,
-        durations,
+        clip_ms,
         servers=args.servers,
         split=args.split,
         requests=args.requests,
         seed=args.seed,
     )
     utilisation = args.rate * args.service_ms / 1000 / (args.servers * args.split)
-    single = single_ms(args.service_ms, durations)
+    single = single_ms(clip_ms)
     p99 = float(np.percentile(ms, 99))
     result = {
         "rate": args.rate,

@@ -39,6 +39,8 @@ def test_a_short_bench_run_writes_its_report(tmp_path):
         assert level["rate"] == pytest.approx(float(share) * best) and level["errors"] == 0
     assert "| share | offered /s |" in report and "| 0.125 |" in report and "| 0.5 |" in report
     assert len(res["meta"]["clips"]["durations_s"]) == 4
+    assert len(res["inproc"]["clip_cpu_ms"]) == 4 and min(res["inproc"]["clip_cpu_ms"]) > 0
+    assert "CPU per clip alone" in report and "Had batching bought nothing" in report
     assert "| ideal queue p99 ms |" in report and "| its single request ms |" in report  # The floor, beside.
     assert "an ideal queue:" in report and "| cores busy (of " in report
     assert all(level["cpu_ms_per_request"]["worker ser"] > 0 for level in batched["open_loop"].values())
@@ -71,6 +73,23 @@ def test_the_ideal_queue_of_each_load_uses_the_cpu_measured_at_that_load():
         assert f"| {cpu:.2f} | {rate * cpu / 1000:.2f} | {p99:.1f} | {single:.1f} |" in rows[share]
     assert ideal_ms(r, 200.0, 4.0)[0] > ideal_ms(r, 200.0, 3.0)[0]  # Dearer requests, longer queue.
     assert ideal_ms({**r, "durations_s": None}, 200.0, 4.0) is None  # Older runs: no floor shown.
+    # Runs that measured each clip's CPU: the clips share the load's CPU as measured, not by length.
+    costed = {**r, "clip_cpu_ms": [1.0, 1.2, 1.2, 3.0], "best_cpu_ms": 3.0, "best_level": 64}
+    assert ideal_ms(costed, 200.0, 4.0)[1] == pytest.approx(1.2 + (4.0 - 1.6))  # The median clip's.
+    assert ideal_ms(costed, 200.0, 4.0) != ideal_ms(r, 200.0, 4.0)
+
+
+def test_the_report_says_what_a_server_without_batching_gains_would_face():
+    from loadtests.bench_report import _no_batching_gain, ideal_ms
+
+    r = {"half_rate": 200.0, "best_cpu_ms": 5.0, "best_level": 64, "cores": 2, "single_ms": 4.0,
+         "single_p99_ms": 10.0, "durations_s": [1.0, 2.0, 2.0, 5.0],
+         "clip_cpu_ms": [1.5, 2.0, 2.0, 6.0]}  # fmt: skip
+    text = " ".join(_no_batching_gain(r))
+    p99, single = ideal_ms(r, 200.0, 5.0)
+    assert "the cores would be 0.50 busy" in text and f"**{p99 / single:.1f}×**" in text
+    assert "p99 is already 2.5× p50" in text and "(5 s, one request in 4) needs 3.0×" in text
+    assert _no_batching_gain({**r, "clip_cpu_ms": None}) == []  # Older runs: not shown.
 
 
 def test_queue_model_matches_queueing_theory():
@@ -93,15 +112,35 @@ def test_queue_model_matches_queueing_theory():
     assert pooled["p99_ms"] < split["p99_ms"]  # One queue for both servers beats one each.
 
 
+def test_the_queue_model_shares_the_cpu_among_clips_as_measured(tmp_path):
+    import numpy as np
+
+    from loadtests.queue_model import by_cost, by_length, main
+
+    costs = [2.0, 2.0, 2.5, 6.5]
+    clips = by_cost(4.0, costs)
+    assert clips.mean() == pytest.approx(4.0) and np.diff(clips) == pytest.approx(np.diff(costs))
+    assert by_cost(1.0, costs) == pytest.approx(np.array(costs) / np.mean(costs))  # No room: in proportion.
+    assert by_length(3.0, [1.0, 2.0, 3.0]) == pytest.approx([1.5, 3.0, 4.5])
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"inproc": {"clip_cpu_ms": costs}}))
+    run = main(["--rate", "1", "--service-ms", "4", "--costs-from", str(results), "--requests", "2000"])
+    assert run["single_ms"] == pytest.approx(float(np.median(clips)), abs=0.01)
+    assert run["p99_ms"] == pytest.approx(clips.max(), abs=0.1)  # Unloaded: the dearest clip.
+    results.write_text(json.dumps({"inproc": {}}))
+    with pytest.raises(SystemExit, match="no per-clip costs"):
+        main(["--rate", "1", "--service-ms", "4", "--costs-from", str(results)])
+
+
 def test_the_ideal_queue_is_scale_free_and_its_p99_grows_with_load():
     """What makes the ideal queue's p99 / single-request ratio a property of the load, not of the
     server's speed: twice as fast at twice the rate is the same queue on half the time scale."""
     import numpy as np
 
-    from loadtests.queue_model import BENCH_CLIP_S, ideal_sojourn_ms, main
+    from loadtests.queue_model import BENCH_CLIP_S, by_length, ideal_sojourn_ms, main
 
     def p99(rate, service_ms):
-        return np.percentile(ideal_sojourn_ms(rate, service_ms, BENCH_CLIP_S, requests=50_000), 99)
+        return np.percentile(ideal_sojourn_ms(rate, by_length(service_ms, BENCH_CLIP_S), requests=50_000), 99)
 
     assert p99(742, 1.75) == pytest.approx(p99(371, 3.5) / 2, rel=1e-6)
     assert p99(0.1, 3.5) == pytest.approx(3.5 * 5.0 / np.mean(BENCH_CLIP_S), rel=1e-6)  # The longest clip.
