@@ -183,6 +183,30 @@ def test_speaker_protocol_ensemble(synthetic_dir, tmp_path):
         evaluate.main([*argv, "--ensemble", "0"])
 
 
+def test_speaker_protocol_with_other_voices_in_training(synthetic_dir, tmp_path, monkeypatch):
+    """--extra-train: another corpus's speakers join every training run and are never tested on."""
+    from ser.datasets import synthetic
+    from training import evaluate
+
+    others = synthetic.generate(tmp_path / "others", clips_per_class=2, speakers=("SYX", "SYY"))
+    trained_on = []
+
+    def fit(preset, clips, split, **kw):
+        trained_on.append(len(split.train) + len(split.val))
+        return real_fit(preset, clips, split, **kw)
+
+    real_fit = evaluate.fit
+    monkeypatch.setattr(evaluate, "fit", fit)
+    argv = ["--protocol", "speaker", "--data", str(synthetic_dir), "--preset", "seed", "--epochs", "1"]
+    metrics = evaluate.main([*argv, "--extra-train", str(others), "--extra-train-dataset", "synthetic"])
+    assert sorted(r["train"] for r in metrics["runs"]) == ["SYA", "SYB", "SYC", "SYD"]
+    assert all("SYX" not in r["test"] and "SYY" not in r["test"] for r in metrics["runs"])
+    assert metrics["n"] == 3 * N_CLIPS and metrics["extra_train"] == str(others)
+    assert trained_on == [N_CLIPS // 4 + 2 * 7 * 2] * 4  # One speaker's clips and every other voice's.
+    with pytest.raises(SystemExit, match="shares speakers"):
+        evaluate.main([*argv, "--extra-train", str(synthetic_dir)])
+
+
 def test_ensure_model_does_not_train_when_the_store_has_one(trained, monkeypatch, capsys):
     import bentoml
 

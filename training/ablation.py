@@ -142,11 +142,28 @@ VARIANTS: dict[str, tuple[str, dict]] = {
             "args": ("--pseudo-labels", "0.5", "--pseudo-rounds", "2", "--tta", "speed_0.9", "speed_1.1"),
         },
     ),
+    "speed4_synth": (
+        "speed 0.8×–1.25×, + eight synthetic voices (25 clips per emotion each) in every training run",
+        {"augment": SPEED4, "synthetic_voices": 8},
+    ),
     "speed6": (
         "speed perturbation 0.7×–1.4×",
         {"augment": ("speed_0.7", "speed_0.8", "speed_0.9", "speed_1.1", "speed_1.25", "speed_1.4")},
     ),
 }
+
+
+def _synthetic_voices(n: int) -> tuple[str, ...]:
+    """``evaluate`` arguments adding ``n`` voices of the embedded synthetic corpus to training:
+    other speakers, whose emotions differ by the prosody rules of `ser.datasets.synthetic`."""
+    if not n:
+        return ()
+    from ser.datasets import synthetic
+    from training.data import cache_root
+
+    voices = tuple(f"SYV{i}" for i in range(n))  # Voices derived from their names (`voice_for`).
+    folder = synthetic.generate(cache_root() / f"synthetic-voices{n}", clips_per_class=25, speakers=voices)
+    return ("--extra-train", str(folder), "--extra-train-dataset", "synthetic")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -161,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = {}
     for name in args.only or VARIANTS:
         label, changes = VARIANTS[name]
-        settings = {k: v for k, v in changes.items() if k != "args"}
+        settings = {k: v for k, v in changes.items() if k not in ("args", "synthetic_voices")}
         PRESETS[name] = dataclasses.replace(PRESETS[DEFAULT_PRESET], name=name, **settings)
         m = evaluate.main(
             [
@@ -178,6 +195,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "--json",
                 str(args.out / f"{name}.json"),
                 *changes.get("args", ()),
+                *_synthetic_voices(changes.get("synthetic_voices", 0)),
             ]
         )
         rows[name] = {

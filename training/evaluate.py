@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ser.datasets import DATASETS, load_manifest
+from ser.datasets.base import Manifest
 from ser.features import NormStats
 from ser.model import DEFAULT_PRESET, PRESETS, get_preset
 from ser.predictor import DEFAULT_MODEL, Predictor
@@ -57,9 +58,22 @@ def speaker_protocol(args: argparse.Namespace) -> dict:
     speakers = manifest.speakers()
     if len(speakers) < 2:
         raise SystemExit(f"--protocol speaker needs at least two speakers; found {speakers}")
+    corpus_n = len(manifest)
+    if args.extra_train:  # Other voices for every training run; never tested on.
+        extra = load_manifest(args.extra_train, args.extra_train_dataset)
+        clash = set(extra.speakers()) & set(speakers)
+        if clash:
+            raise SystemExit(
+                f"--extra-train shares speakers {sorted(clash)} with --data: they would be tested on"
+            )
+        manifest = Manifest(manifest.entries + extra.entries, manifest.skipped + extra.skipped)
     runs, y_true, y_pred = [], [], []
     for train_speaker in speakers:
-        split = _speaker_split(manifest.entries, train_speaker, args.seed)
+        split = _speaker_split(manifest.entries[:corpus_n], train_speaker, args.seed)
+        if len(manifest) > corpus_n:
+            split = dataclasses.replace(
+                split, train=np.concatenate([split.train, np.arange(corpus_n, len(manifest))])
+            )
         features, augmented = prepare(manifest, preset, split)
 
         def train(clips, split, augmented=augmented, seed=args.seed):  # The same training for every model.
@@ -127,6 +141,7 @@ def speaker_protocol(args: argparse.Namespace) -> dict:
         protocol="speaker",
         preset=preset.name,
         adapt_norm=args.adapt_norm,
+        extra_train=str(args.extra_train) if args.extra_train else None,
         tta=args.tta or [],
         ensemble=args.ensemble,
         pseudo_labels=args.pseudo_labels,
@@ -283,6 +298,14 @@ def main(argv: list[str] | None = None) -> dict:
         help="with --protocol speaker: train N models (seeds seed … seed+N-1, the same split) and average "
         "their probabilities (with --tta, over every copy too); not served",
     )
+    p.add_argument(
+        "--extra-train",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="with --protocol speaker: a corpus of other speakers added to every training run (not tested)",
+    )
+    p.add_argument("--extra-train-dataset", default="auto", choices=DATASETS, help="with --extra-train")
     p.add_argument(
         "--bias-ceiling",
         action="store_true",
