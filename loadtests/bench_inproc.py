@@ -33,18 +33,18 @@ def clips_per_second(step, blobs: list[bytes], batch: int, seconds: float, max_c
 
 def clip_cpu_ms(step, blobs: list[bytes], reps: int = 30) -> list[float]:
     """Each clip alone (a batch of one): the median CPU time (ms) of ``step`` over ``reps`` runs.
-    CPU, not wall time, so the queue model gets each clip's demand on a core, not a neighbour's."""
-    out = []
-    for blob in blobs:
-        for _ in range(3):  # Warm: this clip's shapes.
-            step([blob])
-        times = []
-        for _ in range(reps):
+    CPU, not wall time, so the queue model gets each clip's demand on a core; round-robin over
+    the clips, so that a disturbed moment on a shared machine touches every clip's runs a little
+    instead of one clip's all."""
+    for blob in blobs:  # Warm: every clip's shapes.
+        step([blob])
+    times = np.empty((reps, len(blobs)))
+    for r in range(reps):
+        for i, blob in enumerate(blobs):
             t = time.process_time()
             step([blob])
-            times.append(time.process_time() - t)
-        out.append(round(1000 * float(np.median(times)), 3))
-    return out
+            times[r, i] = time.process_time() - t
+    return [round(1000 * float(ms), 3) for ms in np.median(times, axis=0)]
 
 
 def main(argv: list[str] | None = None) -> dict:

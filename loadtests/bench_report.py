@@ -162,7 +162,7 @@ def ideal_ms(r: dict, rate: float, service_ms: float) -> tuple[float, float] | N
     clips = ideal_clips_ms(r, service_ms)
     if clips is None:
         return None
-    ms = ideal_sojourn_ms(rate, clips, servers=r["cores"], requests=100_000)
+    ms = ideal_sojourn_ms(rate, clips, servers=r["cores"])  # As `python -m loadtests.queue_model` does.
     return float(np.percentile(ms, 99)), single_ms(clips)
 
 
