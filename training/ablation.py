@@ -110,6 +110,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "as speed4_ens5, and test clips also at speed 0.9× and 1.1×, averaged over models and copies",
         {"augment": SPEED4, "args": ("--ensemble", "5", "--tta", "speed_0.9", "speed_1.1")},
     ),
+    "speed4_ens10_tta": (
+        "as speed4_ens5_tta with ten models (seeds seed … seed+9): does the ensemble's gain go on?",
+        {"augment": SPEED4, "args": ("--ensemble", "10", "--tta", "speed_0.9", "speed_1.1")},
+    ),
     "speed4_f0": (
         "speed 0.8×–1.25×, + relative log F0 and periodicity per frame (numpy YIN)",
         {"augment": SPEED4, "features": F0_FEATURES},
