@@ -233,9 +233,9 @@ def _no_batching_gain(r: dict) -> list[str]:
         f"({r['best_cpu_ms']:.2f} ms at {r['best_level']} clients) — the cores would be "
         f"{r['half_rate'] * r['best_cpu_ms'] / 1000 / r['cores']:.2f} busy at half the best throughput "
         f"and the ideal queue's p99 {p99:.1f} ms, **{p99 / single:.1f}×** its single request "
-        f"({single:.1f} ms). The clips set most of that: with one client, no queueing, p99 is already "
+        f"({single:.1f} ms). With one client, no queueing, p99 is "
         f"{r['single_p99_ms'] / r['single_ms']:.1f}× p50 ({r['single_p99_ms']:.0f} against "
-        f"{r['single_ms']:.0f} ms), since the longest clip ({r['durations_s'][longest]:g} s, one request "
+        f"{r['single_ms']:.0f} ms); the longest clip ({r['durations_s'][longest]:g} s, one request "
         f"in {len(costs)}) needs {costs[longest] / np.median(costs):.1f}× the median clip's CPU alone.",
     ]
 
@@ -275,12 +275,13 @@ def _clip_costs(ip: dict, clips: dict) -> list[str]:
     if not ip.get("clip_cpu_ms"):
         return []
     pairs = sorted(zip(clips["durations_s"], ip["clip_cpu_ms"], strict=True))
+    per_s = [ms / d for d, ms in pairs]
     return [
         "",
         "CPU per clip alone (a batch of one: decode + features + model; median of 30), by length: "
         + ", ".join(f"{d:g} s {ms:.2f}" for d, ms in pairs)
-        + " ms. Not proportional to length: every clip pays a fixed part, and a clip longer than "
-        "the model's window is more than one input.",
+        + f" ms; per second of audio {min(per_s):.2f}–{max(per_s):.2f} ms (a cost proportional to "
+        "length would give one figure; a clip longer than the model's window is more than one input).",
     ]
 
 
