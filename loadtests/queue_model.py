@@ -1,5 +1,6 @@
-"""What an ideal server would answer: a first-come-first-served queue with ``--servers`` servers
-and no hand-offs, under Poisson arrivals — the floor for `make bench`'s open-loop p99.
+"""What an ideal server would answer: a queue (first come, first served unless ``--order``)
+with ``--servers`` servers and no hand-offs, under Poisson arrivals — the floor for `make bench`'s
+open-loop p99.
 
     python -m loadtests.queue_model --rate 240 --service-ms 4.4 --costs-from bench/results.json
     python -m loadtests.queue_model --rate 240 --service-ms 4.4 --servers 1 --split 2   # per worker
@@ -10,10 +11,12 @@ Each request needs ``--service-ms`` of one server's time on average. Requests di
 generator: ``--service-ms`` less their mean); ``--durations`` scales the service by the bench
 clips' lengths instead (a cruder shape: a clip's cost is not proportional to its length). Without
 either, every request needs the same. ``--split N`` sends arrivals at random to N separate queues
-of ``--servers`` each (two workers that do not share a queue). Prints p50/p95/p99 of the time
-from arrival to answer, in ms, and ``single_ms``: the same queue's single-request time (the median
-clip's service time), which its p99 is compared with (``p99_over_single``).
-A simulation, not a measurement: it says how much of a measured tail queueing alone explains.
+of ``--servers`` each (two workers that do not share a queue); ``--order longest|shortest`` has a
+freed server take the waiting request needing the most (least) service instead of the first to
+arrive. Prints p50/p95/p99 of the time from arrival to answer, in ms, and ``single_ms``: the same
+queue's single-request time (the median clip's service time), which its p99 is compared with
+(``p99_over_single``). A simulation, not a measurement: it says how much of a measured tail
+queueing alone explains.
 """
 
 from __future__ import annotations
@@ -45,15 +48,39 @@ def by_cost(service_ms: float, costs_ms: Sequence[float]) -> np.ndarray:
     return c + rest if c.min() + rest > 0 else service_ms * c / c.mean()
 
 
-def sojourn_ms(rate: float, service: np.ndarray, servers: int, rng: np.random.Generator) -> np.ndarray:
-    """Arrival → answer times (ms) of FCFS with ``servers`` servers for Poisson arrivals at ``rate``/s."""
+ORDERS = ("fcfs", "longest", "shortest")  # Which waiting request a freed server takes next.
+
+
+def sojourn_ms(
+    rate: float, service: np.ndarray, servers: int, rng: np.random.Generator, order: str = "fcfs"
+) -> np.ndarray:
+    """Arrival → answer times (ms) for Poisson arrivals at ``rate``/s on ``servers`` servers. A freed
+    server takes the first waiting request to arrive (``fcfs``), or the one needing the most
+    (``longest``) or the least (``shortest``) service, ties by arrival; no request is interrupted."""
+    if order not in ORDERS:
+        raise ValueError(f"order {order!r}; allowed: {', '.join(ORDERS)}")
     arrivals = np.cumsum(rng.exponential(1 / rate, len(service)))
     free = [0.0] * servers
     out = np.empty(len(service))
-    for i, (t, s) in enumerate(zip(arrivals, service, strict=True)):
-        start = max(t, heapq.heappop(free))
-        heapq.heappush(free, start + s)
-        out[i] = start + s - t
+    if order == "fcfs":  # The waiting line is the arrival order: no queue to keep.
+        for i, (t, s) in enumerate(zip(arrivals, service, strict=True)):
+            start = max(t, heapq.heappop(free))
+            heapq.heappush(free, start + s)
+            out[i] = start + s - t
+        return 1000 * out
+    sign = -1.0 if order == "longest" else 1.0
+    waiting: list[tuple[float, int]] = []
+    nxt = 0
+    while nxt < len(service) or waiting:
+        at = heapq.heappop(free)
+        if not waiting and arrivals[nxt] > at:
+            at = arrivals[nxt]  # Idle until the next arrival.
+        while nxt < len(service) and arrivals[nxt] <= at:
+            heapq.heappush(waiting, (sign * service[nxt], nxt))
+            nxt += 1
+        _, i = heapq.heappop(waiting)
+        heapq.heappush(free, at + service[i])
+        out[i] = at + service[i] - arrivals[i]
     return 1000 * out
 
 
@@ -65,17 +92,18 @@ def ideal_sojourn_ms(
     split: int = 1,
     requests: int = 200_000,
     seed: int = 0,
+    order: str = "fcfs",
 ) -> np.ndarray:
     """Arrival → answer times (ms) of ``requests`` Poisson arrivals at ``rate``/s, split at random
-    over ``split`` FCFS queues of ``servers`` each; each request needs the service time (ms) of a
-    clip drawn at random from ``clip_ms`` (one number: every request the same)."""
+    over ``split`` queues of ``servers`` each, served in ``order``; each request needs the service
+    time (ms) of a clip drawn at random from ``clip_ms`` (one number: every request the same)."""
     rng = np.random.default_rng(seed)
     n = requests // split
     clips = np.atleast_1d(np.asarray(clip_ms, float)) / 1000
     times = []
     for _ in range(split):
         service = clips[rng.integers(len(clips), size=n)] if len(clips) > 1 else np.full(n, clips[0])
-        times.append(sojourn_ms(rate / split, service, servers, rng))
+        times.append(sojourn_ms(rate / split, service, servers, rng, order))
     return np.concatenate(times)
 
 
@@ -101,6 +129,7 @@ def main(argv: list[str] | None = None) -> dict:
     shape = p.add_mutually_exclusive_group()
     shape.add_argument("--costs-from", type=Path, metavar="RESULTS", help="a bench run's CPU per clip")
     shape.add_argument("--durations", action="store_true", help="scale service by the bench clips' lengths")
+    p.add_argument("--order", choices=ORDERS, default="fcfs", help="which waiting request goes next")
     p.add_argument("--requests", type=int, default=200_000)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -116,6 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
         split=args.split,
         requests=args.requests,
         seed=args.seed,
+        order=args.order,
     )
     utilisation = args.rate * args.service_ms / 1000 / (args.servers * args.split)
     single = single_ms(clip_ms)
@@ -125,6 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
         "service_ms": args.service_ms,
         "servers": args.servers,
         "split": args.split,
+        "order": args.order,
         "utilisation": round(utilisation, 3),
         **{f"p{q}_ms": round(float(np.percentile(ms, q)), 1) for q in (50, 95, 99)},
         "single_ms": round(single, 2),

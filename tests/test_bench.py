@@ -113,6 +113,28 @@ def test_queue_model_matches_queueing_theory():
     assert pooled["p99_ms"] < split["p99_ms"]  # One queue for both servers beats one each.
 
 
+def test_the_queue_model_can_serve_the_longest_or_the_shortest_first():
+    import numpy as np
+
+    from loadtests.queue_model import main, sojourn_ms
+
+    def run(service, order):
+        return sojourn_ms(300.0, service, 2, np.random.default_rng(3), order)
+
+    same = np.full(20_000, 0.003)
+    assert np.array_equal(run(same, "longest"), run(same, "fcfs"))  # Ties go by arrival.
+    mixed = np.where(np.random.default_rng(4).random(20_000) < 0.1, 0.008, 0.002)
+    fcfs, longest, shortest = (run(mixed, o) for o in ("fcfs", "longest", "shortest"))
+    long, short = mixed == 0.008, mixed == 0.002
+    assert longest[long].mean() < fcfs[long].mean() and shortest[short].mean() < fcfs[short].mean()
+    assert shortest.mean() < fcfs.mean()  # Shortest first: the least waiting on average.
+    assert (fcfs >= 1000 * mixed - 1e-9).all() and (longest >= 1000 * mixed - 1e-9).all()
+    with pytest.raises(ValueError, match="allowed: fcfs, longest, shortest"):
+        run(mixed, "random")
+    cli = main(["--rate", "200", "--service-ms", "4", "--order", "longest", "--requests", "5000"])
+    assert cli["order"] == "longest"
+
+
 def test_the_queue_model_shares_the_cpu_among_clips_as_measured(tmp_path):
     import numpy as np
 
