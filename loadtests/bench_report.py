@@ -139,27 +139,17 @@ def level_cpu_ms(level: dict) -> float:
     return sum(level.get("cpu_ms_per_request", {}).values()) or float("nan")
 
 
-def ideal_clips_ms(r: dict, service_ms: float) -> np.ndarray | None:
-    """Per-clip service times (ms) averaging ``service_ms``: each clip's CPU alone in-process plus
-    one remainder for all (runs since that was measured), else in proportion to the clips' lengths.
-    None when the run recorded neither, or no CPU."""
-    from loadtests.queue_model import by_cost, by_length
-
-    if math.isnan(service_ms):
-        return None
-    if r.get("clip_cpu_ms"):
-        return by_cost(service_ms, r["clip_cpu_ms"])
-    return by_length(service_ms, r["durations_s"]) if r.get("durations_s") else None
-
-
 def ideal_ms(r: dict, rate: float, service_ms: float) -> tuple[float, float] | None:
     """(p99, single-request time) of an ideal server at ``rate`` Poisson arrivals/s: one
     first-come-first-served queue for all cores (one server per core), no hand-offs, each request
-    needing ``service_ms`` of CPU on average (as measured at that load), shared among the clips as
-    `ideal_clips_ms` says; its single-request time is the median clip's. None when not recorded."""
-    from loadtests.queue_model import ideal_sojourn_ms, single_ms
+    needing ``service_ms`` of CPU on average (as measured at that load), shared among the clips by
+    their measured CPU or, in older runs, their lengths (`queue_model.clip_times`); its
+    single-request time is the median clip's. None when not recorded."""
+    from loadtests.queue_model import clip_times, ideal_sojourn_ms, single_ms
 
-    clips = ideal_clips_ms(r, service_ms)
+    clips = (
+        None if math.isnan(service_ms) else clip_times(service_ms, r.get("clip_cpu_ms"), r.get("durations_s"))
+    )
     if clips is None:
         return None
     ms = ideal_sojourn_ms(rate, clips, servers=r["cores"])  # As `python -m loadtests.queue_model` does.

@@ -8,9 +8,9 @@ open-loop p99.
 Each request needs ``--service-ms`` of one server's time on average. Requests differ by their clip:
 ``--costs-from RESULTS`` takes a `make bench` run's CPU per clip, each clip alone in-process
 (decode + features + model), and adds the same remainder to every clip (HTTP, batching, the load
-generator: ``--service-ms`` less their mean); ``--durations`` scales the service by the bench
-clips' lengths instead (a cruder shape: a clip's cost is not proportional to its length). Without
-either, every request needs the same. ``--split N`` sends arrivals at random to N separate queues
+generator: ``--service-ms`` less their mean); for runs from before that was measured, it scales
+the service by the clips' lengths (a cruder shape: a clip's cost is not proportional to its
+length). Without it, every request needs the same. ``--split N`` sends arrivals at random to N separate queues
 of ``--servers`` each (two workers that do not share a queue); ``--order longest|shortest`` has a
 freed server take the waiting request needing the most (least) service instead of the first to
 arrive. Prints p50/p95/p99 of the time from arrival to answer, in ms, and ``single_ms``: the same
@@ -28,9 +28,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
-# The lengths (s) of `make bench`'s 16 TESS clips (`results.json` → meta.clips.durations_s).
-BENCH_CLIP_S = (1.34, 1.56, 1.7, 1.94, 1.98, 2.04, 2.05, 2.1, 2.15, 2.33, 2.38, 2.45, 2.48, 2.51, 2.67, 5.0)
 
 
 def by_length(service_ms: float, durations: Sequence[float]) -> np.ndarray:
@@ -60,15 +57,9 @@ def sojourn_ms(
     if order not in ORDERS:
         raise ValueError(f"order {order!r}; allowed: {', '.join(ORDERS)}")
     arrivals = np.cumsum(rng.exponential(1 / rate, len(service)))
+    sign = {"fcfs": 0.0, "longest": -1.0, "shortest": 1.0}[order]  # 0: the arrival order alone.
     free = [0.0] * servers
     out = np.empty(len(service))
-    if order == "fcfs":  # The waiting line is the arrival order: no queue to keep.
-        for i, (t, s) in enumerate(zip(arrivals, service, strict=True)):
-            start = max(t, heapq.heappop(free))
-            heapq.heappush(free, start + s)
-            out[i] = start + s - t
-        return 1000 * out
-    sign = -1.0 if order == "longest" else 1.0
     waiting: list[tuple[float, int]] = []
     nxt = 0
     while nxt < len(service) or waiting:
@@ -112,12 +103,26 @@ def single_ms(clip_ms: float | Sequence[float]) -> float:
     return float(np.median(clip_ms))
 
 
-def clip_costs(results: Path) -> list[float]:
-    """A `make bench` run's CPU per clip (ms), each alone in-process, in the order of its clips."""
-    costs = json.loads(Path(results).read_text())["inproc"].get("clip_cpu_ms")
-    if not costs:
-        raise SystemExit(f"{results} has no per-clip costs (inproc.clip_cpu_ms): a run from before they were")
-    return costs
+def clip_times(service_ms: float, costs_ms=None, durations=None) -> np.ndarray | None:
+    """Per-clip service times averaging ``service_ms``: by each clip's measured CPU (`by_cost`)
+    when given, else by the clips' lengths (`by_length`); None with neither."""
+    if costs_ms:
+        return by_cost(service_ms, costs_ms)
+    return by_length(service_ms, durations) if durations else None
+
+
+def clips_from(results: Path, service_ms: float) -> np.ndarray:
+    """Per-clip service times from a `make bench` run: its CPU per clip, or its clips' lengths for
+    runs from before that was measured."""
+    res = json.loads(Path(results).read_text())
+    clips = clip_times(
+        service_ms,
+        res.get("inproc", {}).get("clip_cpu_ms"),
+        res.get("meta", {}).get("clips", {}).get("durations_s"),
+    )
+    if clips is None:
+        raise SystemExit(f"{results} records neither CPU per clip nor clip lengths")
+    return clips
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -126,18 +131,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--service-ms", type=float, required=True, help="mean service time per request")
     p.add_argument("--servers", type=int, default=2, help="servers sharing one queue")
     p.add_argument("--split", type=int, default=1, help="separate queues the arrivals are split among")
-    shape = p.add_mutually_exclusive_group()
-    shape.add_argument("--costs-from", type=Path, metavar="RESULTS", help="a bench run's CPU per clip")
-    shape.add_argument("--durations", action="store_true", help="scale service by the bench clips' lengths")
+    p.add_argument("--costs-from", type=Path, metavar="RESULTS", help="a bench run's results.json")
     p.add_argument("--order", choices=ORDERS, default="fcfs", help="which waiting request goes next")
     p.add_argument("--requests", type=int, default=200_000)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    clip_ms: float | np.ndarray = args.service_ms
-    if args.costs_from:
-        clip_ms = by_cost(args.service_ms, clip_costs(args.costs_from))
-    elif args.durations:
-        clip_ms = by_length(args.service_ms, BENCH_CLIP_S)
+    clip_ms = clips_from(args.costs_from, args.service_ms) if args.costs_from else args.service_ms
     ms = ideal_sojourn_ms(
         args.rate,
         clip_ms,

@@ -150,8 +150,12 @@ def test_the_queue_model_shares_the_cpu_among_clips_as_measured(tmp_path):
     run = main(["--rate", "1", "--service-ms", "4", "--costs-from", str(results), "--requests", "2000"])
     assert run["single_ms"] == pytest.approx(float(np.median(clips)), abs=0.01)
     assert run["p99_ms"] == pytest.approx(clips.max(), abs=0.1)  # Unloaded: the dearest clip.
+    # A run from before the costs were measured: its clips' lengths give the shape.
+    results.write_text(json.dumps({"inproc": {}, "meta": {"clips": {"durations_s": [1.0, 1.0, 2.0]}}}))
+    older = main(["--rate", "1", "--service-ms", "4", "--costs-from", str(results), "--requests", "2000"])
+    assert older["single_ms"] == 3.0 and older["p99_ms"] == pytest.approx(6.0, abs=0.1)
     results.write_text(json.dumps({"inproc": {}}))
-    with pytest.raises(SystemExit, match="no per-clip costs"):
+    with pytest.raises(SystemExit, match="neither CPU per clip nor clip lengths"):
         main(["--rate", "1", "--service-ms", "4", "--costs-from", str(results)])
 
 
@@ -160,17 +164,18 @@ def test_the_ideal_queue_is_scale_free_and_its_p99_grows_with_load():
     server's speed: twice as fast at twice the rate is the same queue on half the time scale."""
     import numpy as np
 
-    from loadtests.queue_model import BENCH_CLIP_S, by_length, ideal_sojourn_ms, main
+    from loadtests.queue_model import by_length, ideal_sojourn_ms, main
+
+    lengths = (1.34, 1.56, 1.7, 1.94, 1.98, 2.04, 2.05, 2.1, 2.15, 2.33, 2.38, 2.45, 2.48, 2.51, 2.67, 5.0)
 
     def p99(rate, service_ms):
-        return np.percentile(ideal_sojourn_ms(rate, by_length(service_ms, BENCH_CLIP_S), requests=50_000), 99)
+        return np.percentile(ideal_sojourn_ms(rate, by_length(service_ms, lengths), requests=50_000), 99)
 
     assert p99(742, 1.75) == pytest.approx(p99(371, 3.5) / 2, rel=1e-6)
-    assert p99(0.1, 3.5) == pytest.approx(3.5 * 5.0 / np.mean(BENCH_CLIP_S), rel=1e-6)  # The longest clip.
+    assert p99(0.1, 3.5) == pytest.approx(3.5 * 5.0 / np.mean(lengths), rel=1e-6)  # The longest clip.
     assert p99(93, 3.5) < p99(186, 3.5) < p99(371, 3.5)
-    mixed = main(["--rate", "229", "--service-ms", "3.5", "--durations", "--requests", "50000"])
-    median_clip = 3.5 * np.median(BENCH_CLIP_S) / np.mean(BENCH_CLIP_S)
-    assert mixed["single_ms"] == round(median_clip, 2)
+    mixed = main(["--rate", "229", "--service-ms", "3.5", "--requests", "50000"])
+    assert mixed["single_ms"] == 3.5
     assert mixed["p99_over_single"] == pytest.approx(mixed["p99_ms"] / mixed["single_ms"], abs=0.02)
 
 
