@@ -3,13 +3,17 @@
     curl --data-binary @clip.wav -H 'Content-Type: audio/wav' http://localhost:3000/predict
     curl --data-binary @long.wav -H 'Content-Type: audio/wav' 'http://localhost:3000/timeline?hop_s=0.5'
 
-A POST to a raw path whose Content-Type is `audio/*` or `application/octet-stream` is answered
-here, from the body in memory; any other request (multipart forms, JSON) goes on to BentoML's
-route as before. Why: BentoML parses a multipart upload into a temporary file, validates it with
-pydantic and serialises the answer through its IO descriptors, per request — on 2 cores that work,
-not the model, bounded throughput (bench/report.md: "Where our CPU goes"). The answer is the
-same JSON from the same `analyse` step, and the request still passes every middleware outside
-this one: metrics, tracing, access log, timeout, concurrency limit, API key and upload limit
+A POST to a raw path whose Content-Type is `audio/*` or `application/octet-stream`, or that has
+none (RFC 9110 lets a recipient assume `application/octet-stream`; `requests.post(url, data=f)`
+sends none), is answered here, from the body in memory. `application/x-www-form-urlencoded` —
+what `curl --data-binary @clip.wav` declares unless told otherwise — is a 415 that says how to
+send audio (BentoML's route would parse the audio as form fields and answer "Too many fields").
+Any other request (multipart forms, JSON) goes on to BentoML's route as before. Why: BentoML
+parses a multipart upload into a temporary file, validates it with pydantic and serialises the
+answer through its IO descriptors, per request — on 2 cores that work, not the model, bounded
+throughput (bench/report.md: "Where our CPU goes"). The answer is the same JSON from the same
+`analyse` step, and the request still passes every middleware outside this one: metrics,
+tracing, access log, timeout, concurrency limit, API key and upload limit
 (`ser.security.install_middlewares` adds this one last, innermost).
 
 The declared Content-Type only chooses this path; the decoder reads the content (a FLAC sent as
@@ -22,18 +26,29 @@ import math
 from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import parse_qs
 
-from ser.errors import BadRequestError, SERError
+from ser.errors import BadRequestError, SERError, UnsupportedMediaTypeError
 from ser.security import _header, send_json
 
 RAW_TYPES = (b"audio/", b"application/octet-stream")
+URLENCODED = b"application/x-www-form-urlencoded"
+HOW_TO_SEND = (
+    "send the audio as the body with Content-Type audio/* or application/octet-stream "
+    "(curl --data-binary @clip.wav -H 'Content-Type: audio/wav'), or as the multipart form field "
+    "'audio' (curl -F audio=@clip.wav)"
+)
 
 # (body, query parameters) → (HTTP status, JSON body).
 Handler = Callable[[bytes, Mapping[str, float]], Awaitable[tuple[int, dict]]]
 
 
+def _media_type(scope: dict) -> bytes | None:
+    header = _header(scope, b"content-type")
+    return None if header is None else header.partition(b";")[0].strip().lower()
+
+
 def is_raw(scope: dict) -> bool:
-    ctype = (_header(scope, b"content-type") or b"").partition(b";")[0].strip().lower()
-    return ctype.startswith(RAW_TYPES)
+    ctype = _media_type(scope)
+    return ctype is None or ctype.startswith(RAW_TYPES)
 
 
 def float_params(query_string: bytes, allowed: frozenset[str]) -> dict[str, float]:
@@ -90,7 +105,12 @@ class RawAudioMiddleware:
 
     async def __call__(self, scope, receive, send) -> None:
         route = self.handlers.get(scope.get("path", "")) if scope["type"] == "http" else None
-        if route is None or scope["method"] != "POST" or not is_raw(scope):
+        if route is None or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        if _media_type(scope) == URLENCODED:
+            e = UnsupportedMediaTypeError(f"Content-Type {URLENCODED.decode()} is not audio; {HOW_TO_SEND}")
+            return await send_json(send, e.http_status, e.to_dict())
+        if not is_raw(scope):
             return await self.app(scope, receive, send)
         chunks = []
         while True:

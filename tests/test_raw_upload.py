@@ -34,11 +34,13 @@ def _client() -> tuple[TestClient, list]:
 
 
 @pytest.mark.parametrize(
-    "content_type", ["audio/wav", "audio/x-flac", "application/octet-stream", "AUDIO/Ogg; x=1"]
+    "content_type", ["audio/wav", "audio/x-flac", "application/octet-stream", "AUDIO/Ogg; x=1", None]
 )
-def test_audio_bodies_are_answered_here(content_type: str):
+def test_audio_bodies_are_answered_here(content_type: str | None):
+    """... and so is a body with no Content-Type at all (RFC 9110: octet-stream may be assumed)."""
     client, calls = _client()
-    r = client.post("/predict?hop_s=0.5", content=b"RIFF" * 10, headers={"Content-Type": content_type})
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    r = client.post("/predict?hop_s=0.5", content=b"RIFF" * 10, headers=headers)
     assert r.status_code == 200 and r.json() == {"bytes": 40, "hop_s": 0.5}
     assert calls == [(b"RIFF" * 10, {"hop_s": 0.5})]
 
@@ -47,9 +49,25 @@ def test_everything_else_goes_on_to_the_routes():
     client, calls = _client()
     assert client.post("/predict", content=b"x", headers={"Content-Type": "text/plain"}).text == "route"
     assert client.post("/predict", files={"audio": ("a.wav", b"x")}).text == "route"  # A form.
-    assert client.post("/predict", content=b"x").text == "route"  # No type at all.
     assert client.post("/other", content=b"x", headers={"Content-Type": "audio/wav"}).text == "route"
     assert client.get("/predict", headers={"Content-Type": "audio/wav"}).text == "route"
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "Application/X-WWW-Form-URLEncoded; a=b"]
+)
+def test_a_urlencoded_body_is_a_415_that_says_how_to_send_audio(content_type: str):
+    """What `curl --data-binary @clip.wav URL` declares when not told otherwise."""
+    client, calls = _client()
+    r = client.post("/predict", content=b"RIFF" * 10, headers={"Content-Type": content_type})
+    assert r.status_code == 415
+    body = r.json()
+    assert body["error"] == "unsupported_media_type"
+    assert body["message"].startswith("Content-Type application/x-www-form-urlencoded is not audio; ")
+    assert "Content-Type audio/* or application/octet-stream" in body["message"]
+    assert "multipart form field 'audio'" in body["message"]
+    assert client.post("/other", content=b"x", headers={"Content-Type": content_type}).text == "route"
     assert calls == []
 
 

@@ -402,9 +402,9 @@ def test_timeline_too_long(server: Server):
 
 # --- the audio as the request body (ser/raw_upload.py) -------------------------------------------
 def raw(
-    server: Server, path: str, content: bytes, content_type: str = "audio/wav", **params
+    server: Server, path: str, content: bytes, content_type: str | None = "audio/wav", **params
 ) -> requests.Response:
-    headers = {"Content-Type": content_type}
+    headers = {} if content_type is None else {"Content-Type": content_type}
     return requests.post(f"{server.url}{path}", data=content, headers=headers, params=params, timeout=TIMEOUT)
 
 
@@ -419,7 +419,7 @@ def test_raw_body_answers_as_the_form_does(server: Server):
 
 
 @pytest.mark.parametrize(
-    "content_type", ["audio/flac", "audio/mpeg", "application/octet-stream", "Audio/WAV; rate=16000"]
+    "content_type", ["audio/flac", "audio/mpeg", "application/octet-stream", "Audio/WAV; rate=16000", None]
 )
 def test_raw_body_trusts_bytes_not_the_declared_type(server: Server, content_type: str):
     r = raw(server, "/predict", WAV, content_type)  # WAV bytes whatever the type says.
@@ -431,6 +431,14 @@ def test_raw_body_trusts_bytes_not_the_declared_type(server: Server, content_typ
 def test_raw_body_bad_input(server: Server, case: str):
     content, status, code = BAD_INPUTS[case]
     assert_error(raw(server, "/predict", content), status, code)
+
+
+def test_raw_body_declared_as_a_url_encoded_form_is_a_415_saying_how_to_send_audio(server: Server):
+    """`curl --data-binary @clip.wav URL` declares application/x-www-form-urlencoded."""
+    for path in ("/predict", "/timeline"):
+        r = raw(server, path, WAV, "application/x-www-form-urlencoded")
+        assert_error(r, 415, "unsupported_media_type")
+        assert "audio/*" in r.json()["message"] and "curl -F audio=@clip.wav" in r.json()["message"]
 
 
 def test_raw_body_other_types_and_paths_go_to_the_api_routes(server: Server):
