@@ -50,6 +50,9 @@ class FeatureConfig:
     cmvn: bool = True  # Per-utterance mean normalisation of each coefficient ...
     cmvn_std: bool = True  # ... and variance normalisation (False keeps each utterance's dynamics).
     pitch: bool = False  # + 2 per frame: log2 F0 about the clip's voiced mean (octaves), periodicity.
+    # False: the n_mels log-mel energies instead of the MFCCs, for a model that convolves along
+    # frequency (the DCT of MFCCs scatters a shift in frequency over every coefficient).
+    cepstra: bool = True
     kind: str = "frames"
 
     def __post_init__(self) -> None:
@@ -61,6 +64,8 @@ class FeatureConfig:
             raise ValueError("FeatureConfig kind='mean' takes no cmvn, deltas, pitch or stacking")
         if self.stack < 1:
             raise ValueError(f"FeatureConfig stack={self.stack} must be at least 1")
+        if self.kind == "mean" and not self.cepstra:
+            raise ValueError("FeatureConfig kind='mean' is the mean of MFCCs: cepstra must be True")
         if not 0 < self.n_mfcc <= self.n_mels:
             raise ValueError(f"FeatureConfig n_mfcc={self.n_mfcc} must be in 1..n_mels={self.n_mels}")
 
@@ -75,7 +80,12 @@ class FeatureConfig:
 
     @property
     def n_features(self) -> int:
-        return (self.n_mfcc * (1 + self.deltas) + 2 * self.pitch) * self.stack
+        return (self.n_bands * (1 + self.deltas) + 2 * self.pitch) * self.stack
+
+    @property
+    def n_bands(self) -> int:
+        """Values per frame before deltas and pitch: MFCCs, or log-mel energies if not cepstra."""
+        return self.n_mfcc if self.cepstra else self.n_mels
 
     @property
     def input_shape(self) -> tuple[int, int]:
@@ -146,6 +156,11 @@ def mfcc(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     n_frames = 1 + len(y) // hop_length (frames are centred, the signal zero-padded by n_fft/2),
     matching `librosa.feature.mfcc(..., center=True)` transposed.
     """
+    return (log_mel(y, config) @ dct_matrix(config.n_mels, config.n_mfcc)).astype(np.float32, copy=False)
+
+
+def log_mel(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Log-mel energies in dB, floored ``TOP_DB`` below the clip's peak: (n_frames, n_mels), float32."""
     half = config.n_fft // 2
     padded = np.pad(y.astype(np.float32, copy=False), (half, half))
     frames = np.lib.stride_tricks.sliding_window_view(padded, config.n_fft)[:: config.hop_length]
@@ -153,9 +168,8 @@ def mfcc(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     spectrum = np.fft.rfft(windowed, axis=-1)  # float64: see the module's docstring.
     power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
     mel = power @ mel_filterbank(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax).T
-    log_mel = 10.0 * np.log10(np.maximum(mel, AMIN))
-    log_mel = np.maximum(log_mel, log_mel.max() - TOP_DB)
-    return (log_mel @ dct_matrix(config.n_mels, config.n_mfcc)).astype(np.float32, copy=False)
+    db = 10.0 * np.log10(np.maximum(mel, AMIN))
+    return np.maximum(db, db.max() - TOP_DB)
 
 
 @lru_cache(maxsize=8)
@@ -173,8 +187,9 @@ def warm_up(config: FeatureConfig) -> None:
 
 
 def frame_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """MFCCs (+ deltas), per-utterance normalised if configured: shape (n_frames, n_features)."""
-    m = mfcc(y, config)
+    """MFCCs or log-mel energies (+ deltas), per-utterance normalised if configured:
+    shape (n_frames, n_features / stack)."""
+    m = mfcc(y, config) if config.cepstra else log_mel(y, config)
     parts = [m]
     for order in range(1, config.deltas + 1):
         # Same filter as librosa.feature.delta (Savitzky-Golay, width 9, "interp" edges).

@@ -26,6 +26,13 @@ class Preset:
     # (SpatialDropout1D, a frequency mask in the spirit of SpecAugment).
     input_noise: float = 0.0
     channel_dropout: float = 0.0
+    # Filters of a convolution along frequency before the LSTM (0: none). It needs log-mel frames
+    # (features.cepstra False): each frame's spectrum is convolved (kernel `freq_kernel` bands) and
+    # max-pooled over `freq_pool` bands, so a formant a band or two higher in another voice gives
+    # the same value — speaker-independence the MFCC's DCT cannot offer.
+    freq_conv: int = 0
+    freq_kernel: int = 5
+    freq_pool: int = 4
     learning_rate: float = 1e-3
     augment: tuple[str, ...] = ()  # Names from training.data.AUGMENTATIONS applied to training clips.
     # ... and added to the validation clips: checkpointing and early stopping then watch voices
@@ -79,7 +86,8 @@ def build_model(preset: Preset, num_classes: int = NUM_CLASSES):
         x = layers.Dropout(0.2)(x)
     else:
         # Padded frames are exactly zero after normalisation; real frames never are.
-        x = layers.Masking(mask_value=0.0, name="mask")(inputs)
+        x = _frequency_conv(inputs, preset) if preset.freq_conv else inputs
+        x = layers.Masking(mask_value=0.0, name="mask")(x)
         if preset.input_noise:
             x = layers.GaussianNoise(preset.input_noise, name="input_noise")(x)
         if preset.channel_dropout:
@@ -98,3 +106,26 @@ def build_model(preset: Preset, num_classes: int = NUM_CLASSES):
         metrics=["accuracy"],
     )
     return model
+
+
+def _frequency_conv(inputs, preset: Preset):
+    """(T, stack × n_mels) log-mel steps → (T, n_mels / freq_pool × freq_conv).
+
+    No bias and ReLU before max-pooling: a padded (all-zero) frame stays exactly zero, so the
+    Masking layer after it still finds the padding. Frames are unstacked for the convolution and
+    pooled back in pairs along time, keeping the LSTM's sequence as long as the MFCC preset's.
+    """
+    from keras import layers
+
+    f = preset.features
+    if f.cepstra or f.pitch or f.deltas:
+        raise ValueError("freq_conv needs plain log-mel frames: cepstra=False, no pitch, no deltas")
+    if f.n_mels % preset.freq_pool:
+        raise ValueError(f"freq_pool={preset.freq_pool} must divide n_mels={f.n_mels}")
+    x = layers.Reshape((f.max_frames * f.stack, f.n_mels, 1), name="unstack")(inputs)
+    x = layers.Conv2D(
+        preset.freq_conv, (1, preset.freq_kernel), padding="same", use_bias=False, name="freq_conv"
+    )(x)
+    x = layers.ReLU(name="freq_relu")(x)
+    x = layers.MaxPooling2D((f.stack, preset.freq_pool), name="freq_pool")(x)
+    return layers.Reshape((f.max_frames, f.n_mels // preset.freq_pool * preset.freq_conv), name="restack")(x)

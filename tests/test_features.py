@@ -11,7 +11,15 @@ import pytest
 import scipy.signal
 from conftest import tone
 
-from ser.features import FeatureConfig, NormStats, clip_features, dct_matrix, frame_features, mfcc
+from ser.features import (
+    FeatureConfig,
+    NormStats,
+    clip_features,
+    dct_matrix,
+    frame_features,
+    log_mel,
+    mfcc,
+)
 from ser.model import PRESETS
 
 SR = 16_000
@@ -49,6 +57,7 @@ SIGNALS = _signals()
         ({"stack": 0}, r"stack=0 must be at least 1"),
         ({"n_mfcc": 0}, r"n_mfcc=0 must be in 1\.\.n_mels=64"),
         ({"n_mfcc": 65}, r"n_mfcc=65 must be in 1\.\.n_mels=64"),
+        ({"kind": "mean", "cmvn": False, "stack": 1, "cepstra": False}, r"cepstra must be True"),
     ],
 )
 def test_config_rejects_bad_settings(kwargs, message):
@@ -68,6 +77,11 @@ def test_config_shapes_follow_deltas_and_stack():
     assert FeatureConfig(deltas=2, stack=1).input_shape == (188, 120)
     assert FeatureConfig(deltas=1, stack=3).input_shape == (63, 240)  # ceil(188 / 3)
     assert FeatureConfig(window_s=1.0, stack=1).input_shape == (63, 40)  # 1 + 16000 // 256
+
+
+def test_log_mel_frames_have_one_value_per_mel_band():
+    assert FeatureConfig(cepstra=False).input_shape == (94, 128)  # 64 bands × 2 stacked frames.
+    assert FeatureConfig(cepstra=False, deltas=1, stack=1).n_features == 128
 
 
 def test_pitch_adds_two_features_per_frame():
@@ -155,6 +169,23 @@ def test_mfcc_matches_librosa(name):
     assert out.dtype == np.float32
     assert out.shape == ref.shape == (1 + len(y) // 256, 40)
     assert np.abs(out - ref).max() / np.abs(ref).max() < 1e-5
+
+
+@pytest.mark.parametrize("name", sorted(SIGNALS))
+def test_log_mel_matches_librosa_and_feeds_the_frames(name):
+    import librosa
+
+    y = SIGNALS[name]
+    power = librosa.feature.melspectrogram(
+        y=y, sr=SR, n_fft=512, hop_length=256, win_length=512, n_mels=64, fmin=50, fmax=8000
+    )
+    ref = librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=80.0).T
+    out = log_mel(y, FeatureConfig())
+    assert out.dtype == np.float32
+    assert out.shape == ref.shape == (1 + len(y) // 256, 64)
+    assert np.abs(out - ref).max() < 1e-3  # dB
+    config = FeatureConfig(cepstra=False, cmvn=False)
+    np.testing.assert_array_equal(frame_features(y, config), out)
 
 
 @pytest.mark.parametrize(("n_mels", "n_mfcc"), [(64, 40), (40, 40), (128, 13)])

@@ -22,6 +22,7 @@ from training import evaluate
 
 SPEED4 = ("speed_0.8", "speed_0.9", "speed_1.1", "speed_1.25")
 F0_FEATURES = dataclasses.replace(PRESETS[DEFAULT_PRESET].features, pitch=True)
+LOG_MEL = dataclasses.replace(PRESETS[DEFAULT_PRESET].features, cepstra=False)
 VARIANTS: dict[str, tuple[str, dict]] = {
     "speed_0.9_1.1": ("speed perturbation 0.9×/1.1×", {"augment": ("speed_0.9", "speed_1.1")}),
     "mfcc20_deltas": (
@@ -149,6 +150,16 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "speed4_synth": (
         "speed 0.8×–1.25×, + eight synthetic voices (25 clips per emotion each) in every training run",
         {"augment": SPEED4, "synthetic_voices": 8},
+    ),
+    "speed4_logmel": (
+        "speed 0.8×–1.25×, the 64 log-mel energies per frame instead of 40 MFCCs (the control for "
+        "speed4_logmel_conv)",
+        {"augment": SPEED4, "features": LOG_MEL},
+    ),
+    "speed4_logmel_conv": (
+        "speed 0.8×–1.25×, log-mel frames through 16 convolutions along frequency (5 bands), "
+        "max-pooled over 4 bands, before the BiLSTM",
+        {"augment": SPEED4, "features": LOG_MEL, "freq_conv": 16},
     ),
     "speed6": (
         "speed perturbation 0.7×–1.4×",

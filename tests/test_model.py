@@ -1,0 +1,58 @@
+"""ser.model: the frequency-convolution front end keeps the padding masked and refuses MFCCs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from conftest import tone
+
+from ser.features import FeatureConfig, clip_features
+from ser.model import PRESETS, build_model
+
+LOG_MEL = FeatureConfig(cepstra=False)
+CONV = dataclasses.replace(PRESETS["bilstm"], name="conv", features=LOG_MEL, freq_conv=8)
+
+
+def test_frequency_conv_output_is_zero_exactly_on_padded_steps():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = build_model(CONV)
+    x, n = clip_features(tone(1.3, f0=200), LOG_MEL)
+    front = keras.Model(model.input, model.get_layer("restack").output)
+    steps = np.asarray(front(x[None]))[0]
+    assert steps.shape == (LOG_MEL.max_frames, 64 // 4 * 8)
+    assert not np.any(steps[n:])  # The Masking layer after it drops exactly the padding ...
+    assert np.all(np.any(steps[:n] != 0, axis=1))  # ... and keeps every real step.
+
+
+def test_frequency_conv_prediction_ignores_what_lies_beyond_the_clip():
+    """A clip padded in its input answers as the same clip cut to its real steps would:
+    the masked mean over time sees only real steps."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = build_model(CONV)
+    x, n = clip_features(tone(0.9, f0=180), LOG_MEL)
+    short = dataclasses.replace(
+        CONV, features=dataclasses.replace(LOG_MEL, window_s=(2 * n - 1) * LOG_MEL.hop_length / 16_000)
+    )
+    cut = build_model(short)
+    cut.set_weights(model.get_weights())
+    assert short.features.max_frames == n
+    np.testing.assert_allclose(np.asarray(model(x[None])), np.asarray(cut(x[None, :n])), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("features", "message"),
+    [
+        (FeatureConfig(), "needs plain log-mel frames"),
+        (FeatureConfig(cepstra=False, pitch=True), "needs plain log-mel frames"),
+        (FeatureConfig(cepstra=False, n_mels=62, n_mfcc=40), r"freq_pool=4 must divide n_mels=62"),
+    ],
+)
+def test_frequency_conv_refuses_features_it_cannot_convolve(features, message):
+    with pytest.raises(ValueError, match=message):
+        build_model(dataclasses.replace(CONV, features=features))
