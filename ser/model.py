@@ -34,6 +34,9 @@ class Preset:
     freq_kernel: int = 5
     freq_pool: int = 4
     learning_rate: float = 1e-3
+    # Targets of 1 − s + s/7 and s/7 instead of one-hot: a model trained on one voice is kept from
+    # driving its outputs to certainty on that voice's cues.
+    label_smoothing: float = 0.0
     augment: tuple[str, ...] = ()  # Names from training.data.AUGMENTATIONS applied to training clips.
     # ... and added to the validation clips: checkpointing and early stopping then watch voices
     # unlike the training ones (one speaker's own clips validate at 0.99–1.0 from the first epoch).
@@ -102,7 +105,7 @@ def build_model(preset: Preset, num_classes: int = NUM_CLASSES):
     model = keras.Model(inputs, outputs, name=f"ser_{preset.name}")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=preset.learning_rate),
-        loss="categorical_crossentropy",
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=preset.label_smoothing),
         metrics=["accuracy"],
     )
     return model

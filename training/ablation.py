@@ -161,6 +161,14 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "max-pooled over 4 bands, before the BiLSTM",
         {"augment": SPEED4, "features": LOG_MEL, "freq_conv": 16},
     ),
+    "speed4_ls01": (
+        "speed 0.8×–1.25×, label smoothing 0.1",
+        {"augment": SPEED4, "label_smoothing": 0.1},
+    ),
+    "speed8": (
+        "speed perturbation on a finer grid: 0.8×, 0.85×, 0.9×, 0.95×, 1.05×, 1.1×, 1.15×, 1.25×",
+        {"augment": tuple(f"speed_{s}" for s in (0.8, 0.85, 0.9, 0.95, 1.05, 1.1, 1.15, 1.25))},
+    ),
     "speed6": (
         "speed perturbation 0.7×–1.4×",
         {"augment": ("speed_0.7", "speed_0.8", "speed_0.9", "speed_1.1", "speed_1.25", "speed_1.4")},

@@ -42,8 +42,12 @@ TRAIN_LIMITS = AudioLimits(max_bytes=1 << 31, max_duration_s=60.0, min_duration_
 AUGMENTATIONS: dict[str, dict] = {
     "speed_0.7": {"speed": 0.7},
     "speed_0.8": {"speed": 0.8},
+    "speed_0.85": {"speed": 0.85},
     "speed_0.9": {"speed": 0.9},
+    "speed_0.95": {"speed": 0.95},
+    "speed_1.05": {"speed": 1.05},
     "speed_1.1": {"speed": 1.1},
+    "speed_1.15": {"speed": 1.15},
     "speed_1.25": {"speed": 1.25},
     "speed_1.4": {"speed": 1.4},
     "noise_20db": {"snr_db": 20.0},
