@@ -173,6 +173,18 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "speed 0.8×–1.25×, label smoothing 0.1",
         {"augment": SPEED4, "label_smoothing": 0.1},
     ),
+    "speed4_ls02": (
+        "speed 0.8×–1.25×, label smoothing 0.2",
+        {"augment": SPEED4, "label_smoothing": 0.2},
+    ),
+    "speed4_ls01_ens5_tta": (
+        "as speed4_ls01, five models and test clips also at speed 0.9× and 1.1×, averaged (not served)",
+        {
+            "augment": SPEED4,
+            "label_smoothing": 0.1,
+            "args": ("--ensemble", "5", "--tta", "speed_0.9", "speed_1.1"),
+        },
+    ),
     "speed8": (
         "speed perturbation on a finer grid: 0.8×, 0.85×, 0.9×, 0.95×, 1.05×, 1.1×, 1.15×, 1.25×",
         {"augment": tuple(f"speed_{s}" for s in (0.8, 0.85, 0.9, 0.95, 1.05, 1.1, 1.15, 1.25))},
