@@ -64,6 +64,9 @@ PRESETS: dict[str, Preset] = {
         # Measured on the speaker-independent TESS protocol (README): 0.9/1.1 gave 57.8 %,
         # 0.8–1.25 64.6 %, 0.7–1.4 worse again (58.4 % one way).
         augment=("speed_0.8", "speed_0.9", "speed_1.1", "speed_1.25"),
+        # Speaker-independent TESS, two seeds (README): 70.9 % and 69.8 % against 64.4 % and
+        # 67.6 % without it.
+        label_smoothing=0.1,
     ),
 }
 DEFAULT_PRESET = "bilstm"
