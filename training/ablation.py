@@ -1,6 +1,6 @@
 """What each change buys on the speaker-independent TESS protocol (the README's ablation table).
 
-    python -m training.ablation --data ../shared/data/tess                 # every variant (~9 h on 2 cores)
+    python -m training.ablation --data ../shared/data/tess                 # every variant (~11 h on 2 cores)
     python -m training.ablation --data ../shared/data/tess --only speed4   # one
     python -m training.ablation --data ../shared/data/tess --only speed4 --seed 1   # another seed
 
