@@ -168,10 +168,6 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "speed 0.8×–1.25×, 20 MFCCs instead of 40 (a smoother spectral envelope; no deltas)",
         {"augment": SPEED4, "features": dataclasses.replace(PRESETS[DEFAULT_PRESET].features, n_mfcc=20)},
     ),
-    "speed4_mfcc13": (
-        "speed 0.8×–1.25×, 13 MFCCs instead of 40",
-        {"augment": SPEED4, "features": dataclasses.replace(PRESETS[DEFAULT_PRESET].features, n_mfcc=13)},
-    ),
     "speed4_ls01": (
         "speed 0.8×–1.25×, label smoothing 0.1",
         {"augment": SPEED4, "label_smoothing": 0.1},
