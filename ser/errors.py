@@ -78,13 +78,6 @@ class NoSpeechError(SERError):
     http_status = 422
 
 
-class UnsupportedMediaTypeError(SERError):
-    """A request body of a Content-Type the endpoint does not take (not the audio's format)."""
-
-    code = "unsupported_media_type"
-    http_status = 415
-
-
 class BadRequestError(SERError):
     """The request itself is malformed (missing field, too many files, bad parameter)."""
 

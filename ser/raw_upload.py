@@ -5,9 +5,11 @@
 
 A POST to a raw path whose Content-Type is `audio/*` or `application/octet-stream`, or that has
 none (RFC 9110 lets a recipient assume `application/octet-stream`; `requests.post(url, data=f)`
-sends none), is answered here, from the body in memory. `application/x-www-form-urlencoded` —
-what `curl --data-binary @clip.wav` declares unless told otherwise — is a 415 that says how to
-send audio (BentoML's route would parse the audio as form fields and answer "Too many fields").
+sends none), is answered here, from the body in memory. So is a body declared
+`application/x-www-form-urlencoded` — what `curl --data-binary @clip.wav` declares unless told
+otherwise — whose first bytes are not printable ASCII: URL-encoding escapes every other byte, so
+such a body is no form, and BentoML's route would parse the audio as form fields and answer "Too
+many fields". A real URL-encoded form (`audio=...`) still goes to the route, as before.
 Any other request (multipart forms, JSON) goes on to BentoML's route as before. Why: BentoML
 parses a multipart upload into a temporary file, validates it with pydantic and serialises the
 answer through its IO descriptors, per request — on 2 cores that work, not the model, bounded
@@ -26,16 +28,20 @@ import math
 from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import parse_qs
 
-from ser.errors import BadRequestError, SERError, UnsupportedMediaTypeError
+from ser.errors import BadRequestError, SERError
 from ser.security import _header, send_json
 
 RAW_TYPES = (b"audio/", b"application/octet-stream")
 URLENCODED = b"application/x-www-form-urlencoded"
-HOW_TO_SEND = (
-    "send the audio as the body with Content-Type audio/* or application/octet-stream "
-    "(curl --data-binary @clip.wav -H 'Content-Type: audio/wav'), or as the multipart form field "
-    "'audio' (curl -F audio=@clip.wav)"
-)
+SNIFF_BYTES = 64  # Of a URL-encoded body, looked at before choosing the path: a WAV header's first
+# 64 bytes hold binary sizes; a form's are printable ASCII.
+FORM_BYTES = frozenset(range(0x20, 0x7F))
+
+
+def looks_like_a_form(head: bytes) -> bool:
+    """Whether the start of a URL-encoded body can be a form: printable ASCII only."""
+    return FORM_BYTES.issuperset(head[:SNIFF_BYTES])
+
 
 # (body, query parameters) → (HTTP status, JSON body).
 Handler = Callable[[bytes, Mapping[str, float]], Awaitable[tuple[int, dict]]]
@@ -107,19 +113,27 @@ class RawAudioMiddleware:
         route = self.handlers.get(scope.get("path", "")) if scope["type"] == "http" else None
         if route is None or scope["method"] != "POST":
             return await self.app(scope, receive, send)
-        if _media_type(scope) == URLENCODED:
-            e = UnsupportedMediaTypeError(f"Content-Type {URLENCODED.decode()} is not audio; {HOW_TO_SEND}")
-            return await send_json(send, e.http_status, e.to_dict())
-        if not is_raw(scope):
+        ctype = _media_type(scope)
+        if ctype != URLENCODED and not is_raw(scope):
             return await self.app(scope, receive, send)
-        chunks = []
+        messages, size = [], 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return  # The client left: nobody to answer.
-            chunks.append(message.get("body", b""))
+            messages.append(message)
+            size += len(message.get("body", b""))
             if not message.get("more_body", False):
                 break
+            if ctype == URLENCODED and size >= SNIFF_BYTES:
+                break  # Enough to tell a form from audio; a form is passed on unread.
+        if ctype == URLENCODED and looks_like_a_form(b"".join(m.get("body", b"") for m in messages)):
+            return await self.app(scope, _replay(messages, receive), send)
+        if messages[-1].get("more_body", False):
+            messages.extend(await _read_rest(receive))
+            if messages[-1]["type"] == "http.disconnect":
+                return
+        chunks = [m.get("body", b"") for m in messages]
         handler, allowed = route
         try:
             params = float_params(scope.get("query_string", b""), allowed)
@@ -127,3 +141,23 @@ class RawAudioMiddleware:
             return await send_json(send, e.http_status, e.to_dict())
         status, body = await handler(b"".join(chunks), params)
         await send_json(send, status, body)
+
+
+def _replay(messages: list[dict], receive):
+    """A `receive` that gives back ``messages`` first, then reads on."""
+    pending = list(messages)
+
+    async def replay() -> dict:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
+
+
+async def _read_rest(receive) -> list[dict]:
+    """The body's remaining messages (the last may be ``http.disconnect``)."""
+    out = []
+    while True:
+        message = await receive()
+        out.append(message)
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            return out
