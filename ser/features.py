@@ -51,7 +51,8 @@ class FeatureConfig:
     cmvn_std: bool = True  # ... and variance normalisation (False keeps each utterance's dynamics).
     pitch: bool = False  # + 2 per frame: log2 F0 about the clip's voiced mean (octaves), periodicity.
     # False: the n_mels log-mel energies instead of the MFCCs, for a model that convolves along
-    # frequency (the DCT of MFCCs scatters a shift in frequency over every coefficient).
+    # frequency (the DCT of MFCCs scatters a shift in frequency over every coefficient). Measured
+    # speaker-independently on TESS, with or without that convolution: 9–11 points below MFCCs.
     cepstra: bool = True
     kind: str = "frames"
 
