@@ -9,8 +9,8 @@ sends none), is answered here, from the body in memory. So is a body declared
 `application/x-www-form-urlencoded` — what `curl --data-binary @clip.wav` declares unless told
 otherwise — whose first bytes are not printable ASCII: URL-encoding escapes every other byte, so
 such a body is no form, and BentoML's route would parse the audio as form fields and answer "Too
-many fields". A real URL-encoded form (`audio=...`) still goes to the route, as before.
-Any other request (multipart forms, JSON) goes on to BentoML's route as before. Why: BentoML
+many fields". A real URL-encoded form (`audio=...`) and any other request (multipart forms,
+JSON) go on to BentoML's route as before. Why: BentoML
 parses a multipart upload into a temporary file, validates it with pydantic and serialises the
 answer through its IO descriptors, per request — on 2 cores that work, not the model, bounded
 throughput (bench/report.md: "Where our CPU goes"). The answer is the same JSON from the same
@@ -116,30 +116,20 @@ class RawAudioMiddleware:
         ctype = _media_type(scope)
         if ctype != URLENCODED and not is_raw(scope):
             return await self.app(scope, receive, send)
-        messages, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return  # The client left: nobody to answer.
-            messages.append(message)
-            size += len(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-            if ctype == URLENCODED and size >= SNIFF_BYTES:
-                break  # Enough to tell a form from audio; a form is passed on unread.
-        if ctype == URLENCODED and looks_like_a_form(b"".join(m.get("body", b"") for m in messages)):
-            return await self.app(scope, _replay(messages, receive), send)
-        if messages[-1].get("more_body", False):
-            messages.extend(await _read_rest(receive))
-            if messages[-1]["type"] == "http.disconnect":
-                return
-        chunks = [m.get("body", b"") for m in messages]
+        sniff = ctype == URLENCODED
+        messages: list[dict] = []
+        if not await _read(receive, messages, SNIFF_BYTES if sniff else math.inf):
+            return  # The client left: nobody to answer.
+        if sniff and looks_like_a_form(b"".join(m.get("body", b"") for m in messages)):
+            return await self.app(scope, _replay(messages, receive), send)  # Passed on unread.
+        if not await _read(receive, messages):
+            return
         handler, allowed = route
         try:
             params = float_params(scope.get("query_string", b""), allowed)
         except SERError as e:
             return await send_json(send, e.http_status, e.to_dict())
-        status, body = await handler(b"".join(chunks), params)
+        status, body = await handler(b"".join(m.get("body", b"") for m in messages), params)
         await send_json(send, status, body)
 
 
@@ -153,11 +143,16 @@ def _replay(messages: list[dict], receive):
     return replay
 
 
-async def _read_rest(receive) -> list[dict]:
-    """The body's remaining messages (the last may be ``http.disconnect``)."""
-    out = []
-    while True:
+async def _read(receive, messages: list[dict], enough: float = math.inf) -> bool:
+    """Append the body's messages to ``messages`` until it ends or holds ``enough`` bytes.
+
+    False if the client disconnected.
+    """
+    size = sum(len(m.get("body", b"")) for m in messages)
+    while (not messages or messages[-1].get("more_body", False)) and size < enough:
         message = await receive()
-        out.append(message)
-        if message["type"] == "http.disconnect" or not message.get("more_body", False):
-            return out
+        if message["type"] == "http.disconnect":
+            return False
+        messages.append(message)
+        size += len(message.get("body", b""))
+    return True
