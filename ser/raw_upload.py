@@ -52,8 +52,8 @@ def _media_type(scope: dict) -> bytes | None:
     return None if header is None else header.partition(b";")[0].strip().lower()
 
 
-def is_raw(scope: dict) -> bool:
-    ctype = _media_type(scope)
+def is_raw(ctype: bytes | None) -> bool:
+    """Whether a media type (None: no Content-Type) is answered here without looking at the body."""
     return ctype is None or ctype.startswith(RAW_TYPES)
 
 
@@ -114,7 +114,7 @@ class RawAudioMiddleware:
         if route is None or scope["method"] != "POST":
             return await self.app(scope, receive, send)
         ctype = _media_type(scope)
-        if ctype != URLENCODED and not is_raw(scope):
+        if ctype != URLENCODED and not is_raw(ctype):
             return await self.app(scope, receive, send)
         sniff = ctype == URLENCODED
         messages: list[dict] = []

@@ -24,8 +24,9 @@ SPEED4 = ("speed_0.8", "speed_0.9", "speed_1.1", "speed_1.25")
 # Every row changes the default as it was when the table began: label smoothing, adopted since
 # (`speed4_ls01`), is off here, so each variant still reruns its row.
 BASE = dataclasses.replace(PRESETS[DEFAULT_PRESET], label_smoothing=0.0)
-F0_FEATURES = dataclasses.replace(PRESETS[DEFAULT_PRESET].features, pitch=True)
-LOG_MEL = dataclasses.replace(PRESETS[DEFAULT_PRESET].features, cepstra=False)
+F0_FEATURES = dataclasses.replace(BASE.features, pitch=True)
+LOG_MEL = dataclasses.replace(BASE.features, cepstra=False)
+ENS5_TTA = ("--ensemble", "5", "--tta", "speed_0.9", "speed_1.1")  # Five models, copies at 0.9× and 1.1×.
 VARIANTS: dict[str, tuple[str, dict]] = {
     "speed_0.9_1.1": ("speed perturbation 0.9×/1.1×", {"augment": ("speed_0.9", "speed_1.1")}),
     "mfcc20_deltas": (
@@ -79,7 +80,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     ),
     "speed4_layers2_ens5_tta": (
         "as speed4_layers2, five models and test clips also at speed 0.9× and 1.1×, averaged (not served)",
-        {"augment": SPEED4, "layers": 2, "args": ("--ensemble", "5", "--tta", "speed_0.9", "speed_1.1")},
+        {"augment": SPEED4, "layers": 2, "args": ENS5_TTA},
     ),
     "speed4_units16": (
         "speed 0.8×–1.25×, 16 LSTM units per direction instead of 64",
@@ -112,7 +113,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     ),
     "speed4_ens5_tta": (
         "as speed4_ens5, and test clips also at speed 0.9× and 1.1×, averaged over models and copies",
-        {"augment": SPEED4, "args": ("--ensemble", "5", "--tta", "speed_0.9", "speed_1.1")},
+        {"augment": SPEED4, "args": ENS5_TTA},
     ),
     "speed4_ens10_tta": (
         "as speed4_ens5_tta with ten models (seeds seed … seed+9): does the ensemble's gain go on?",
@@ -127,7 +128,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         {
             "augment": SPEED4,
             "features": F0_FEATURES,
-            "args": ("--ensemble", "5", "--tta", "speed_0.9", "speed_1.1"),
+            "args": ENS5_TTA,
         },
     ),
     "speed4_pseudo05": (
@@ -166,7 +167,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     ),
     "speed4_mfcc20": (
         "speed 0.8×–1.25×, 20 MFCCs instead of 40 (a smoother spectral envelope; no deltas)",
-        {"augment": SPEED4, "features": dataclasses.replace(PRESETS[DEFAULT_PRESET].features, n_mfcc=20)},
+        {"augment": SPEED4, "features": dataclasses.replace(BASE.features, n_mfcc=20)},
     ),
     "speed4_ls01": (
         "speed 0.8×–1.25×, label smoothing 0.1",
@@ -181,7 +182,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         {
             "augment": SPEED4,
             "label_smoothing": 0.1,
-            "args": ("--ensemble", "5", "--tta", "speed_0.9", "speed_1.1"),
+            "args": ENS5_TTA,
         },
     ),
     "speed8": (
