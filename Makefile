@@ -7,6 +7,7 @@ PORT ?= 3000
 MODEL ?= ser_lstm:latest
 SER_DATA ?=
 TESS ?= ../shared/data/tess
+ENSEMBLE ?= 1
 STAMP := $(VENV)/.installed
 
 .PHONY: help setup serve train train-tess evaluate-speaker ablation report test test-fast image coldstart test-container screenshot lint format clean
@@ -30,13 +31,13 @@ serve: setup  ## Train the embedded default model if the store has none, then se
 train: setup  ## Train on SER_DATA (default: the embedded synthetic corpus) into the model store.
 	$(BIN)/python -m training.ensure_model --name $(MODEL) --force $(if $(SER_DATA),--data $(SER_DATA))
 
-train-tess: setup  ## Train the default preset on the real TESS (random split, 400 test clips).
-	$(BIN)/python -m training.train --data $(TESS)
+train-tess: setup  ## Train the default preset on the real TESS (random split, 400 test clips; ENSEMBLE=5: five seeds as one model).
+	$(BIN)/python -m training.train --data $(TESS) --ensemble $(ENSEMBLE)
 
 evaluate-speaker: setup  ## Speaker-independent TESS protocol (OAF→YAF and YAF→OAF).
 	$(BIN)/python -m training.evaluate --protocol speaker --data $(TESS) --json reports/speaker.json
 
-ablation: setup  ## What each change buys speaker-independently on TESS (~11 h, 39 variants): reports/ablation/.
+ablation: setup  ## What each change buys speaker-independently on TESS (~11 h, 40 variants): reports/ablation/.
 	$(BIN)/python -m training.ablation --data $(TESS)
 
 report: setup  ## Data report of SER_DATA (default: TESS).

@@ -37,6 +37,8 @@ class Preset:
     # Targets of 1 − s + s/7 and s/7 instead of one-hot: a model trained on one voice is kept from
     # driving its outputs to certainty on that voice's cues.
     label_smoothing: float = 0.0
+    # Mixup's Beta(α, α) (`training.mixup`; 0: off): training batches mixed pairwise, targets too.
+    mixup: float = 0.0
     augment: tuple[str, ...] = ()  # Names from training.data.AUGMENTATIONS applied to training clips.
     # ... and added to the validation clips: checkpointing and early stopping then watch voices
     # unlike the training ones (one speaker's own clips validate at 0.99–1.0 from the first epoch).
@@ -135,3 +137,28 @@ def _frequency_conv(inputs, preset: Preset):
     x = layers.ReLU(name="freq_relu")(x)
     x = layers.MaxPooling2D((f.stack, preset.freq_pool), name="freq_pool")(x)
     return layers.Reshape((f.max_frames, f.n_mels // preset.freq_pool * preset.freq_conv), name="restack")(x)
+
+
+def average_models(models: list):
+    """One Functional model whose output is the mean of ``models``' probabilities (an ensemble).
+
+    Members share the input and keep their own weights; each becomes a nested model named
+    ``member_<i>``. What `training.evaluate --ensemble` measures (the mean of the members' clip
+    probabilities) is what this serves: a clip's probabilities are a length-weighted mean over its
+    segments, which commutes with the mean over members.
+    """
+    import keras
+    from keras import layers
+
+    if len(models) < 2:
+        raise ValueError(f"an ensemble needs at least 2 models, got {len(models)}")
+    shape = models[0].input_shape[1:]
+    if any(m.input_shape[1:] != shape for m in models):
+        raise ValueError(f"members take different inputs: {[m.input_shape[1:] for m in models]}")
+    inputs = keras.Input(shape=shape, name="features")
+    outputs = []
+    for i, m in enumerate(models):
+        member = keras.Model(m.inputs[0], m.outputs[0], name=f"member_{i}")  # Same layers, unique name.
+        outputs.append(member(inputs))
+    mean = layers.Average(name="probabilities")(outputs)
+    return keras.Model(inputs, mean, name=f"ensemble_{len(models)}")

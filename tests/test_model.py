@@ -1,4 +1,5 @@
-"""ser.model: the frequency-convolution front end keeps the padding masked and refuses MFCCs."""
+"""ser.model: the frequency-convolution front end keeps the padding masked and refuses MFCCs;
+an ensemble model averages its members."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from conftest import tone
 
 from ser.features import FeatureConfig, clip_features
-from ser.model import PRESETS, build_model
+from ser.model import PRESETS, average_models, build_model
 
 LOG_MEL = FeatureConfig(cepstra=False)
 CONV = dataclasses.replace(PRESETS["bilstm"], name="conv", features=LOG_MEL, freq_conv=8)
@@ -68,3 +69,30 @@ def test_label_smoothing_reaches_the_loss():
     confident = keras.ops.convert_to_tensor([[1e-6, 1 - 6e-6] + [1e-6] * 5])
     plain = build_model(dataclasses.replace(PRESETS["bilstm"], label_smoothing=0.0))
     assert float(smoothed.loss(y_true, confident)) > 5 * float(plain.loss(y_true, confident))
+
+
+def test_ensemble_model_is_the_mean_of_its_members_and_survives_saving(tmp_path):
+    import keras
+
+    from ser.export import probe_inputs
+
+    members = []
+    for seed in range(3):
+        keras.utils.set_random_seed(seed)
+        members.append(build_model(PRESETS["bilstm"]))
+    ensemble = average_models(members)
+    x = probe_inputs(PRESETS["bilstm"].features.input_shape)
+    expected = np.mean([np.asarray(m(x)) for m in members], axis=0)
+    np.testing.assert_allclose(ensemble(x), expected, atol=1e-6)
+    assert ensemble.layers[-1].name == "probabilities"
+    ensemble.save(tmp_path / "e.keras")
+    reloaded = keras.models.load_model(tmp_path / "e.keras", safe_mode=True)
+    np.testing.assert_allclose(reloaded(x), expected, atol=1e-6)
+
+
+def test_ensemble_refuses_one_model_and_mismatched_inputs():
+    seed = build_model(PRESETS["seed"])
+    with pytest.raises(ValueError, match="at least 2 models, got 1"):
+        average_models([seed])
+    with pytest.raises(ValueError, match="members take different inputs"):
+        average_models([seed, build_model(PRESETS["bilstm"])])

@@ -268,3 +268,52 @@ def test_bias_ceiling_finds_offsets_when_the_scores_hold_the_answer():
     assert before <= bias_ceiling(y, noise, ["a", "b", "c"])["accuracy"] <= before + 0.1
     # Already right: nothing moves.
     assert set(bias_ceiling(y, np.eye(3)[y], ["a", "b", "c"])["offsets"].values()) == {0.0}
+
+
+def test_ensemble_is_trained_stored_and_served_as_one_model(store, synthetic_dir, trained, tmp_path):
+    """--ensemble 2: two seeds' models saved as one whose probabilities are their mean."""
+    from ser import runtime
+    from training.data import extract
+    from training.split import make_split
+    from training.train import _subset, clip_probabilities
+
+    tag = _train(synthetic_dir, tmp_path / "report", "--epochs", "2", "--ensemble", "2", "--name", "ser_ens")
+    meta = _metadata(tag)
+    assert meta["ensemble"] == 2 and meta["runtime"]["format"] == "litert"
+    members = json.loads((tmp_path / "report" / "metrics.json").read_text())["test"]["member_accuracies"]
+    # The first member is the single model of the same seed and epochs (the `trained` fixture's).
+    assert members[0] == _metadata(trained[0])["test_accuracy"] and len(members) == 2
+
+    ensemble, single = Predictor.load(tag), Predictor.load(trained[0])
+    assert [layer.name for layer in ensemble.model.layers[1:3]] == ["member_0", "member_1"]
+    manifest = load_manifest(synthetic_dir)
+    split = make_split(manifest.entries, mode="random", test_size=TEST_SIZE, seed=0)
+    every = extract(manifest.entries, ensemble.spec.features, workers=1, progress=False)
+    features = _subset(every, split.test)
+    # Member 0 inside the ensemble is the single model: same weights, same probabilities.
+    x = ensemble.spec.norm.apply(features.x, features.lengths)
+    np.testing.assert_allclose(ensemble.model.get_layer("member_0")(x), single.model(x), atol=1e-6)
+    # Served (LiteRT, no TensorFlow) as evaluated: the stored test accuracy comes back.
+    served = runtime.load(tag, "litert")
+    assert served.runtime == "litert"
+    by_clip = clip_probabilities(served, features)
+    accuracy = np.mean([t == int(np.argmax(p)) for t, p in by_clip.values()])
+    assert accuracy == pytest.approx(meta["test_accuracy"])
+    with pytest.raises(SystemExit):
+        _train(synthetic_dir, tmp_path / "bad", "--ensemble", "0")
+
+
+def test_mixup_preset_trains_deterministically(store, synthetic_dir, tmp_path, monkeypatch):
+    import dataclasses
+
+    from ser import model
+
+    preset = dataclasses.replace(model.PRESETS["seed"], name="seed_mixup", mixup=0.4)
+    monkeypatch.setitem(model.PRESETS, "seed_mixup", preset)
+    argv = ["--preset", "seed_mixup", "--epochs", "2", "--name", "ser_mixup"]
+    tags = [_train(synthetic_dir, tmp_path / f"report{i}", *argv) for i in range(2)]
+    first, second = (_metadata(t) for t in tags)
+    assert first["preset"] == "seed_mixup" and first["epochs_run"] == 2
+    assert first["test_accuracy"] == second["test_accuracy"]
+    reports = [json.loads((tmp_path / f"report{i}" / "metrics.json").read_text()) for i in range(2)]
+    assert reports[0]["test"] == reports[1]["test"]

@@ -79,7 +79,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         {"augment": SPEED4, "layers": 2},
     ),
     "speed4_layers2_ens5_tta": (
-        "as speed4_layers2, five models and test clips also at speed 0.9× and 1.1×, averaged (not served)",
+        "as speed4_layers2, five models and test clips also at speed 0.9× and 1.1×, averaged",
         {"augment": SPEED4, "layers": 2, "args": ENS5_TTA},
     ),
     "speed4_units16": (
@@ -107,8 +107,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         {"augment": SPEED4, "args": ("--tta", *SPEED4)},
     ),
     "speed4_ens5": (
-        "speed 0.8×–1.25×; five models (seeds seed … seed+4, the same split), probabilities averaged "
-        "(not served)",
+        "speed 0.8×–1.25×; five models (seeds seed … seed+4, the same split), probabilities averaged",
         {"augment": SPEED4, "args": ("--ensemble", "5")},
     ),
     "speed4_ens5_tta": (
@@ -124,7 +123,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         {"augment": SPEED4, "features": F0_FEATURES},
     ),
     "speed4_f0_ens5_tta": (
-        "as speed4_f0, five models and test clips also at speed 0.9× and 1.1×, averaged (not served)",
+        "as speed4_f0, five models and test clips also at speed 0.9× and 1.1×, averaged",
         {
             "augment": SPEED4,
             "features": F0_FEATURES,
@@ -178,12 +177,17 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         {"augment": SPEED4, "label_smoothing": 0.2},
     ),
     "speed4_ls01_ens5_tta": (
-        "as speed4_ls01, five models and test clips also at speed 0.9× and 1.1×, averaged (not served)",
+        "as speed4_ls01, five models and test clips also at 0.9× and 1.1×, averaged "
+        "(served: `training.train --ensemble 5` and SER_TTA_SPEEDS=0.9,1.1)",
         {
             "augment": SPEED4,
             "label_smoothing": 0.1,
             "args": ENS5_TTA,
         },
+    ),
+    "speed4_ls01_mixup02": (
+        "as speed4_ls01, and mixup with Beta(0.2, 0.2) on the training batches",
+        {"augment": SPEED4, "label_smoothing": 0.1, "mixup": 0.2},
     ),
     "speed8": (
         "speed perturbation on a finer grid: 0.8×, 0.85×, 0.9×, 0.95×, 1.05×, 1.1×, 1.15×, 1.25×",

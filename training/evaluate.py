@@ -168,7 +168,8 @@ def _averaged_probabilities(predictors, held_out, manifest, clips: np.ndarray, n
 
     Test-time augmentation; the service makes speed copies the same way when SER_TTA_SPEEDS is set
     (`ser.pipeline.clip_copies`). A copy that yields no input (too short once sped up) is left out of
-    its clip's mean. Several models (``--ensemble``) are not served: each costs a forward pass.
+    its clip's mean. Several models (``--ensemble``) are served as one when trained with
+    `training.train --ensemble N` (`ser.model.average_models`: the same mean, in the graph).
     """
     entries = [manifest.entries[i] for i in clips]
     sets = [held_out]
@@ -296,7 +297,7 @@ def main(argv: list[str] | None = None) -> dict:
         default=1,
         metavar="N",
         help="with --protocol speaker: train N models (seeds seed … seed+N-1, the same split) and average "
-        "their probabilities (with --tta, over every copy too); not served",
+        "their probabilities (with --tta, over every copy too); training.train --ensemble N serves it",
     )
     p.add_argument(
         "--extra-train",

@@ -3,6 +3,7 @@
     python -m training.train --data ../shared/data/tess                     # random split, default preset
     python -m training.train --data ../shared/data/tess --split speaker --test-speakers YAF
     python -m training.train --data ../shared/data/tess --preset seed       # the write-ups' network
+    python -m training.train --data ../shared/data/tess --ensemble 5        # five seeds, served as one
 
 Prints the saved model's tag and writes a report folder (metrics.json, confusion.png, curves.png).
 """
@@ -21,9 +22,10 @@ import numpy as np
 from ser.datasets import DATASETS, Manifest, load_manifest
 from ser.features import NormStats
 from ser.labels import EMOTIONS
-from ser.model import DEFAULT_PRESET, PRESETS, Preset, build_model, get_preset
+from ser.model import DEFAULT_PRESET, PRESETS, Preset, average_models, build_model, get_preset
 from ser.predictor import DEFAULT_MODEL, Predictor, combine_segments
 from ser.spec import MODEL_FILE, ModelSpec
+from training import mixup
 from training.data import ClipSet, extract
 from training.metrics import classification_metrics, format_metrics
 from training.split import Split, make_split
@@ -106,13 +108,15 @@ def fit(
                 monitor=preset.monitor, patience=EARLY_STOP_PATIENCE, restore_best_weights=True
             ),
         ]
+        inputs, targets = norm.apply(x, lengths), _one_hot(y)
+        if preset.mixup:
+            data = {"x": mixup.batches(inputs, targets, alpha=preset.mixup, batch_size=batch_size, seed=seed)}
+        else:
+            data = {"x": inputs, "y": targets, "batch_size": batch_size, "shuffle": True}
         history = model.fit(
-            norm.apply(x, lengths),
-            _one_hot(y),
+            **data,
             validation_data=(norm.apply(val_x, val_lengths), _one_hot(val_y)),
             epochs=epochs,
-            batch_size=batch_size,
-            shuffle=True,
             callbacks=callbacks,
             verbose=verbose,
         ).history
@@ -122,6 +126,24 @@ def fit(
     predictor = Predictor(model, spec)
     metrics = evaluate_clips(predictor, _subset(features, split.test)) if len(split.test) else None
     return Trained(predictor, history, metrics, time.time() - started)
+
+
+def fit_ensemble(n: int, preset: Preset, features: ClipSet, split: Split, *, seed: int, **kwargs) -> Trained:
+    """``n`` models fitted as `fit` does with seeds seed … seed+n−1, served as one (`average_models`).
+
+    The members share the split, the inputs and so the normalisation statistics; only the
+    weights' initialisation and the batches' order differ. ``history`` is the first member's;
+    ``metrics`` are the ensemble's, with each member's test accuracy beside them.
+    """
+    members = [fit(preset, features, split, seed=seed + k, **kwargs) for k in range(n)]
+    if n == 1:
+        return members[0]
+    model = average_models([m.predictor.model for m in members])
+    predictor = Predictor(model, members[0].predictor.spec)
+    metrics = evaluate_clips(predictor, _subset(features, split.test)) if len(split.test) else None
+    if metrics:
+        metrics["member_accuracies"] = [m.metrics["accuracy"] for m in members]
+    return Trained(predictor, members[0].history, metrics, sum(m.seconds for m in members))
 
 
 def prepare(manifest: Manifest, preset: Preset, split: Split, *, workers: int | None = None):
@@ -178,10 +200,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--ensemble",
+        type=int,
+        default=1,
+        help="train N models (seeds seed … seed+N−1) and save their averaged probabilities as one model",
+    )
     p.add_argument("--name", default=DEFAULT_MODEL.split(":")[0], help="model name in the BentoML store")
     p.add_argument("--report", type=Path, default=None, help="report folder (default reports/<tag>)")
     p.add_argument("--workers", type=int, default=None, help="feature-extraction processes (default: cores)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.ensemble < 1:
+        p.error(f"--ensemble {args.ensemble}: at least 1 model")
+    return args
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -202,7 +233,8 @@ def main(argv: list[str] | None = None) -> str:
     features, augmented = prepare(manifest, preset, split, workers=args.workers)
     for path, reason in features.failed:
         print(f"left out: {path}: {reason}")
-    trained = fit(
+    trained = fit_ensemble(
+        args.ensemble,
         preset,
         features,
         split,
@@ -218,6 +250,7 @@ def main(argv: list[str] | None = None) -> str:
         "split": split.description,
         "epochs_run": len(trained.history.get("loss", [])),
         "train_seconds": round(trained.seconds, 1),
+        "ensemble": args.ensemble,
         "test_accuracy": trained.metrics["accuracy"] if trained.metrics else None,
         "test_macro_f1": trained.metrics["macro_f1"] if trained.metrics else None,
     }
