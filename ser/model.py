@@ -37,8 +37,11 @@ class Preset:
     # Targets of 1 − s + s/7 and s/7 instead of one-hot: a model trained on one voice is kept from
     # driving its outputs to certainty on that voice's cues.
     label_smoothing: float = 0.0
-    # Mixup's Beta(α, α) (`training.mixup`; 0: off): training batches mixed pairwise, targets too.
+    # Batch augmentations while training (`training.batch_augment`): mixup's Beta(α, α) (0: off),
+    # and ``time_masks`` spans of up to ``mask_steps`` input steps zeroed per clip (0: off).
     mixup: float = 0.0
+    time_masks: int = 0
+    mask_steps: int = 10
     augment: tuple[str, ...] = ()  # Names from training.data.AUGMENTATIONS applied to training clips.
     # ... and added to the validation clips: checkpointing and early stopping then watch voices
     # unlike the training ones (one speaker's own clips validate at 0.99–1.0 from the first epoch).

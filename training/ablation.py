@@ -189,6 +189,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "as speed4_ls01, and mixup with Beta(0.2, 0.2) on the training batches",
         {"augment": SPEED4, "label_smoothing": 0.1, "mixup": 0.2},
     ),
+    "speed4_ls01_tmask": (
+        "as speed4_ls01, and two time masks of up to 5 steps (160 ms) per training clip, drawn every epoch",
+        {"augment": SPEED4, "label_smoothing": 0.1, "time_masks": 2, "mask_steps": 5},
+    ),
     "speed8": (
         "speed perturbation on a finer grid: 0.8×, 0.85×, 0.9×, 0.95×, 1.05×, 1.1×, 1.15×, 1.25×",
         {"augment": tuple(f"speed_{s}" for s in (0.8, 0.85, 0.9, 0.95, 1.05, 1.1, 1.15, 1.25))},

@@ -25,7 +25,7 @@ from ser.labels import EMOTIONS
 from ser.model import DEFAULT_PRESET, PRESETS, Preset, average_models, build_model, get_preset
 from ser.predictor import DEFAULT_MODEL, Predictor, combine_segments
 from ser.spec import MODEL_FILE, ModelSpec
-from training import mixup
+from training import batch_augment
 from training.data import ClipSet, extract
 from training.metrics import classification_metrics, format_metrics
 from training.split import Split, make_split
@@ -109,8 +109,9 @@ def fit(
             ),
         ]
         inputs, targets = norm.apply(x, lengths), _one_hot(y)
-        if preset.mixup:
-            data = {"x": mixup.batches(inputs, targets, alpha=preset.mixup, batch_size=batch_size, seed=seed)}
+        if preset.mixup or preset.time_masks:
+            kw = {"mixup": preset.mixup, "time_masks": preset.time_masks, "mask_steps": preset.mask_steps}
+            data = {"x": batch_augment.batches(inputs, targets, batch_size=batch_size, seed=seed, **kw)}
         else:
             data = {"x": inputs, "y": targets, "batch_size": batch_size, "shuffle": True}
         history = model.fit(
