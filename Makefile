@@ -37,7 +37,7 @@ train-tess: setup  ## Train the default preset on the real TESS (random split, 4
 evaluate-speaker: setup  ## Speaker-independent TESS protocol (OAF→YAF and YAF→OAF).
 	$(BIN)/python -m training.evaluate --protocol speaker --data $(TESS) --json reports/speaker.json
 
-ablation: setup  ## What each change buys speaker-independently on TESS (~11 h, 40 variants): reports/ablation/.
+ablation: setup  ## What each change buys speaker-independently on TESS (~11 h, 41 variants): reports/ablation/.
 	$(BIN)/python -m training.ablation --data $(TESS)
 
 report: setup  ## Data report of SER_DATA (default: TESS).

@@ -280,7 +280,9 @@ def test_ensemble_is_trained_stored_and_served_as_one_model(store, synthetic_dir
     tag = _train(synthetic_dir, tmp_path / "report", "--epochs", "2", "--ensemble", "2", "--name", "ser_ens")
     meta = _metadata(tag)
     assert meta["ensemble"] == 2 and meta["runtime"]["format"] == "litert"
-    members = json.loads((tmp_path / "report" / "metrics.json").read_text())["test"]["member_accuracies"]
+    test = json.loads((tmp_path / "report" / "metrics.json").read_text())["test"]
+    members = test["member_accuracies"]
+    assert test["member_epochs_run"] == [2, 2]
     # The first member is the single model of the same seed and epochs (the `trained` fixture's).
     assert members[0] == _metadata(trained[0])["test_accuracy"] and len(members) == 2
 

@@ -144,6 +144,7 @@ def fit_ensemble(n: int, preset: Preset, features: ClipSet, split: Split, *, see
     metrics = evaluate_clips(predictor, _subset(features, split.test)) if len(split.test) else None
     if metrics:
         metrics["member_accuracies"] = [m.metrics["accuracy"] for m in members]
+        metrics["member_epochs_run"] = [len(m.history["loss"]) for m in members]
     return Trained(predictor, members[0].history, metrics, sum(m.seconds for m in members))
 
 
