@@ -259,10 +259,8 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="ser-bench-") as tmp_name:
         tmp = Path(tmp_name)
         home, bodies = tmp / "bentoml", tmp / "bodies"
-        bodies.mkdir()
         clips = audio.load_clips(args.clips)
-        for i, clip in enumerate(clips):
-            (bodies / f"{i:02d}.wav").write_bytes(audio.encode(clip, "WAV"))
+        audio.write_bodies(bodies, clips)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SER_")}
         env.update(BENTOML_HOME=str(home), BENTOML_DO_NOT_TRACK="True", TF_CPP_MIN_LOG_LEVEL="2")
         print("model …", flush=True)

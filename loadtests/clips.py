@@ -5,6 +5,8 @@ embedded synthetic corpus, generated once (deterministically) into the cache fol
 (``SER_CACHE_DIR``, default ``~/.cache/ser``). Clips are decoded once and re-encoded in memory
 as WAV, FLAC, OGG/Vorbis or MP3; multipart bodies are built once so the load generator spends
 its CPU on sending, not encoding.
+
+    python -m loadtests.clips --out DIR     # the benchmark's 16 clips as WAV files (for bench_inproc)
 """
 
 from __future__ import annotations
@@ -85,6 +87,15 @@ def load_clips(n: int = 16, source: str = "auto", min_s: float = 0.5, max_s: flo
     return sorted(clips, key=lambda c: order[c.name])
 
 
+def write_bodies(folder: Path, clips: list[Clip], fmt: str = "WAV") -> list[Path]:
+    """``clips`` written to ``folder`` as ``00.wav``, ``01.wav``, … (what `make bench` sends)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{i:02d}.{SUFFIXES[fmt]}" for i in range(len(clips))]
+    for path, clip in zip(paths, clips, strict=True):
+        path.write_bytes(encode(clip, fmt))
+    return paths
+
+
 def resample(y: np.ndarray, sr: int, target: int) -> np.ndarray:
     import soxr
 
@@ -149,3 +160,21 @@ def multipart(field: str, files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
     for name, data in files:
         fields.append((field, (name, data, content_type(name))))
     return encode_multipart_formdata(fields)
+
+
+def main(argv: list[str] | None = None) -> list[Path]:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m loadtests.clips", description="Write load-test clips.")
+    p.add_argument("--out", required=True, type=Path, help="folder to write the files into")
+    p.add_argument("-n", type=int, default=16, help="how many clips")
+    p.add_argument("--format", default="WAV", choices=sorted(SUFFIXES))
+    p.add_argument("--source", default="auto", choices=["auto", "tess", "synthetic"])
+    args = p.parse_args(argv)
+    paths = write_bodies(args.out, load_clips(args.n, args.source), args.format)
+    print(f"{len(paths)} clips from {corpus(args.source)[0]} in {args.out}")
+    return paths
+
+
+if __name__ == "__main__":
+    main()

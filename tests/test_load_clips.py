@@ -23,3 +23,23 @@ def test_load_clips_spreads_over_every_speaker_and_skips_unreadable_files(tmp_pa
     assert {n[:3] for n in names} == {"OAF", "YAF"}  # Not the first speaker only.
     assert sum(n.startswith("YAF") for n in names) >= 3
     assert "YAF_w04_angry.wav" not in names
+
+
+def test_clips_cli_writes_the_benchmark_bodies(tmp_path, monkeypatch):
+    """`python -m loadtests.clips --out DIR`: the files `make bench` sends, for bench_inproc."""
+    from loadtests import clips
+
+    monkeypatch.setattr(clips, "TESS_DIR", tmp_path / "no-tess")
+    monkeypatch.setattr(clips, "synthetic_corpus", lambda: _tiny_corpus(tmp_path / "corpus"))
+    paths = clips.main(["--out", str(tmp_path / "bodies"), "-n", "3", "--format", "FLAC"])
+    assert [p.name for p in paths] == ["00.flac", "01.flac", "02.flac"]
+    for p in paths:
+        info = sf.info(p)
+        assert info.format == "FLAC" and info.frames == 16000
+
+
+def _tiny_corpus(folder):
+    folder.mkdir(exist_ok=True)
+    for i in range(6):
+        sf.write(folder / f"SYA_w{i}_angry.wav", np.full(16000, 0.1, np.float32), 16000)
+    return folder
