@@ -17,6 +17,11 @@ from ser.datasets import synthetic
 from ser.predictor import DEFAULT_MODEL
 from training.data import cache_root
 
+# The embedded default's best validation epoch is the 4th; 20 epochs ran to early stopping at the
+# 16th and kept those same weights (training is deterministic), so 10 give the same model in
+# about 2/3 of the time: `make serve` on a fresh machine trains in under 2 minutes.
+SYNTHETIC_EPOCHS = 10
+
 
 def has_model(tag: str) -> bool:
     import bentoml
@@ -34,7 +39,8 @@ def main(argv: list[str] | None = None) -> str:
     p.add_argument("--name", default=DEFAULT_MODEL, help="model tag to look for (and name to train under)")
     p.add_argument("--data", type=Path, default=None, help="corpus to train on (default: synthetic)")
     p.add_argument("--force", action="store_true", help="train even if the store has the model")
-    p.add_argument("--epochs", type=int, default=None, help="default: 50 on a real corpus, 20 on synthetic")
+    default_epochs = f"default: 50 on a real corpus, {SYNTHETIC_EPOCHS} on synthetic"
+    p.add_argument("--epochs", type=int, default=None, help=default_epochs)
     args = p.parse_args(argv)
     if not args.force and has_model(args.name):
         print(f"model store has {args.name}; not training (use --force to train again)")
@@ -45,7 +51,7 @@ def main(argv: list[str] | None = None) -> str:
     if data is None:
         data = synthetic.generate(cache_root() / "synthetic")
         print(f"training the embedded default on the synthetic corpus in {data}")
-    epochs = args.epochs or (20 if args.data is None else 50)
+    epochs = args.epochs or (SYNTHETIC_EPOCHS if args.data is None else 50)
     test_size = max(7, len(list(Path(data).rglob("*.*"))) // 8)
     return train.main(
         [
