@@ -41,7 +41,7 @@ def time_mask(x: np.ndarray, masks: int, max_steps: int, rng: np.random.Generato
                 continue
             start = int(rng.integers(0, n - width + 1))
             out[i, start : start + width] = 0.0
-        if not np.any(out[i, :n] != 0):  # Masks may overlap into a silent clip: keep its first step.
+        if not np.any(out[i, :n] != 0):  # Together the masks may cover every real step: keep one.
             out[i, 0] = x[i, 0]
     return out
 
