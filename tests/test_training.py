@@ -309,11 +309,23 @@ def test_mixup_preset_trains_deterministically(store, synthetic_dir, tmp_path, m
     import dataclasses
 
     from ser import model
+    from training import batch_augment
 
+    mixed = []  # Every batch the model was fitted on, as mixup returned it.
+
+    def mix(x, y, alpha, rng):
+        mixed.append((alpha, *real_mix(x, y, alpha, rng)))
+        return mixed[-1][1:]
+
+    real_mix = batch_augment.mix
+    monkeypatch.setattr(batch_augment, "mix", mix)
     preset = dataclasses.replace(model.PRESETS["seed"], name="seed_mixup", mixup=0.4)
     monkeypatch.setitem(model.PRESETS, "seed_mixup", preset)
     argv = ["--preset", "seed_mixup", "--epochs", "2", "--name", "ser_mixup"]
     tags = [_train(synthetic_dir, tmp_path / f"report{i}", *argv) for i in range(2)]
+    # Training went through mixup with the preset's α, and its targets were mixtures, not one-hot.
+    assert mixed and {alpha for alpha, _, _ in mixed} == {0.4}
+    assert any(np.any((y > 0) & (y < 1)) for _, _, y in mixed)
     first, second = (_metadata(t) for t in tags)
     assert first["preset"] == "seed_mixup" and first["epochs_run"] == 2
     assert first["test_accuracy"] == second["test_accuracy"]
