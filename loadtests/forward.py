@@ -3,12 +3,13 @@
     python -m loadtests.forward --model ser_lstm:latest            # a table
     python -m loadtests.forward --model ser_lstm:latest --json out.json
 
-For each runtime (`litert` as served: XNNPACK from batch 32; the same export with built-in kernels
-only, or with XNNPACK at every batch size; one XNNPACK interpreter resized to each batch, as
-before; `keras`): seconds to import + load + run the first forward (what a cold start pays in the
-model process), clips/s of ``forward`` at batch sizes 1, 4, 16, 64 on zero-padded random inputs,
-each for ``--seconds``, then at a mix of batch sizes 1–16 in turn (as an adaptive batcher forms
-them), and the process's peak RSS after all of it.
+For each runtime (`litert` as served: LiteRT's compiled model on XNNPACK with its weight cache; its
+`Interpreter` as `SER_LITERT_ENGINE=interpreter` runs it, XNNPACK from batch 32; the `Interpreter`
+with built-in kernels only, or with XNNPACK at every batch size; one XNNPACK interpreter resized to
+each batch, as before buckets; `keras`): seconds to import + load + run the first forward (what a
+cold start pays in the model process), clips/s of ``forward`` at batch sizes 1, 4, 16, 64 on
+zero-padded random inputs, each for ``--seconds``, then at a mix of batch sizes 1–16 in turn (as an
+adaptive batcher forms them), and the process's peak RSS after all of it.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import time
 from pathlib import Path
 
 BATCHES = (1, 4, 16, 64)
-RUNTIMES = ("litert", "litert-plain", "litert-xnnpack", "litert-resizing", "keras")
-XNNPACK_FROM = {"litert-plain": 1 << 30, "litert-xnnpack": 1}  # Variants of ser.runtime's choice.
+RUNTIMES = ("litert", "litert-interpreter", "litert-plain", "litert-xnnpack", "litert-resizing", "keras")
+# Variants of the `Interpreter` engine: where XNNPACK starts.
+XNNPACK_FROM = {"litert-interpreter": 32, "litert-plain": 1 << 30, "litert-xnnpack": 1}
 
 
 class ResizingRunner:
@@ -58,7 +60,8 @@ def _child(model: str, runtime: str, seconds: float) -> dict:
 
     predictor = load(model, runtime.split("-")[0])
     if runtime in XNNPACK_FROM:
-        predictor.runner = LiteRTRunner(predictor.runner.model_path, xnnpack_from=XNNPACK_FROM[runtime])
+        path, from_ = predictor.runner.model_path, XNNPACK_FROM[runtime]
+        predictor.runner = LiteRTRunner(path, xnnpack_from=from_, engine="interpreter")
     elif runtime == "litert-resizing":
         predictor.runner = ResizingRunner(predictor.runner.model_path)
     shape = predictor.spec.features.input_shape
@@ -110,10 +113,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     results = measure(args.model, seconds=args.seconds)
     columns = [*map(str, BATCHES), "mixed"]
     head = "  ".join(f"batch {n:>2}" if n != "mixed" else "mix 1-16" for n in columns)
-    print(f"{'runtime':<15} load+first forward (s)  {head}   (clips/s)  peak RSS (MB)")
+    print(f"{'runtime':<18} load+first forward (s)  {head}   (clips/s)  peak RSS (MB)")
     for r in results:
         rates = "  ".join(f"{r['clips_per_s'][n]:>8}" for n in columns)
-        print(f"{r['runtime']:<15} {r['load_s']:>22.2f}  {rates}  {r['peak_rss_mb']:>13}")
+        print(f"{r['runtime']:<18} {r['load_s']:>22.2f}  {rates}  {r['peak_rss_mb']:>13}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return results

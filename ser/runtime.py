@@ -13,9 +13,15 @@ Importing this module imports neither TensorFlow nor the interpreter.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
+import re
+import sys
+import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,23 +32,36 @@ from ser.spec import LITERT_FILE, ModelSpec, register_model_mel
 logger = logging.getLogger(__name__)
 
 RUNTIMES = ("litert", "keras")
+ENGINES = ("compiled", "interpreter")  # How LiteRT runs the export (LiteRTRunner says why).
+WEIGHT_CACHE = ":memory:"  # XNNPACK's weight cache in an anonymous memory file (no disk, no path).
 MAX_BUCKET = 64  # Largest batch one interpreter runs (SER_MAX_BATCH_SIZE's default); more are split.
-XNNPACK_FROM = 32  # Smallest batch bucket run with the XNNPACK delegate (LiteRTRunner says why).
+XNNPACK_FROM = 32  # The interpreter engine's smallest batch bucket on XNNPACK (LiteRTRunner says why).
 
 
 class LiteRTRunner:
-    """LiteRT interpreters: float32 inputs (n, ...) → outputs (n, ...), thread-safe.
+    """LiteRT on a model's export: float32 inputs (n, ...) → outputs (n, ...), thread-safe.
 
-    A dynamic-batch model gets one interpreter per batch size bucket (powers of two up to
+    A dynamic-batch model gets one compiled copy per batch size bucket (powers of two up to
     ``max_batch``, each made on first use), and a batch is zero-padded up to its bucket: resizing
-    one interpreter to each batch the adaptive batcher forms cost ~5 ms per resize (the resize
-    and the first call after it), more than the model itself at batch 8. Buckets below
-    ``xnnpack_from`` run LiteRT's built-in kernels, larger ones its XNNPACK delegate: on this
-    unrolled LSTM XNNPACK is ~2× slower at batch 1 and ~2× faster at batch 32–64, but each
-    XNNPACK interpreter packs its own copy of the weights (~30 MB; `make bench` found workers
-    ~120 MB larger after load with it from batch 8), so only the buckets heavy load forms use it.
-    `python -m loadtests.forward` measures all three choices. A model exported with a fixed
+    one copy to each batch the adaptive batcher forms cost ~5 ms per resize (the resize and the
+    first call after it), more than the model itself at batch 8. A model exported with a fixed
     batch of 1 runs row by row.
+
+    Two engines run a bucket (``engine``, else ``SER_LITERT_ENGINE``; `python -m
+    loadtests.forward` measures them):
+
+    - ``compiled`` (default): LiteRT's `CompiledModel` on its XNNPACK delegate with XNNPACK's
+      weight cache. The export unrolls the LSTM, so every time step is its own node on the same
+      weights; XNNPACK packs a node's weights for itself, and without the cache the ~190 nodes of
+      one bucket held ~33 MB of packed copies of a 1 MB model — too much to stay in the CPU's
+      caches, so XNNPACK ran batch 1 at half the speed of the built-in kernels. The cache packs
+      each distinct weight once (0.3 MB). Measured here: 1.3–1.6× the inputs/s of the
+      interpreter's choice below at batch 1–16, the same at 32–64.
+    - ``interpreter``: LiteRT's `Interpreter`, whose Python API offers no weight cache. Buckets
+      below ``xnnpack_from`` run its built-in kernels, larger ones XNNPACK: without the cache
+      XNNPACK is ~2× slower at batch 1 and ~2× faster at 32–64, and each XNNPACK bucket holds its
+      own ~33 MB of packed weights, so only the buckets heavy load forms use it. The fallback when
+      the compiled engine cannot start.
     """
 
     def __init__(
@@ -54,6 +73,7 @@ class LiteRTRunner:
         threads: int = 1,
         max_batch: int = MAX_BUCKET,
         xnnpack_from: int = XNNPACK_FROM,
+        engine: str | None = None,
     ) -> None:
         self.model_path = None if model_path is None else str(model_path)
         self._source = {"model_path": self.model_path, "model_content": model_content}
@@ -64,12 +84,22 @@ class LiteRTRunner:
         signature = self._input["shape_signature"]
         self.dynamic = bool(signature[0] == -1) if dynamic is None else dynamic
         self.input_shape = tuple(int(d) for d in self._input["shape"][1:])
+        self.output_shape = tuple(int(d) for d in self._output["shape"][1:])
         self.max_batch = max_batch if self.dynamic else 1
-        self._buckets: dict[int, object] = {}
-        if not self.dynamic or int(self._input["shape"][0]) == 1:
-            first.allocate_tensors()
-            self._buckets[1] = first
+        self._nominal_batch = int(self._input["shape"][0])  # What the file declares (1 if dynamic).
+        self._buckets: dict[int, Callable[[np.ndarray], np.ndarray]] = {}
         self._lock = threading.Lock()
+        self.engine = engine or engine_from_env()
+        if self.engine == "compiled":
+            try:
+                self._environment = _compiled_environment()
+                self._buckets[1] = self._compiled_bucket(1)
+            except (ImportError, RuntimeError, ValueError) as e:
+                logger.warning("LiteRT's compiled model did not start (%s); using its Interpreter", e)
+                self.engine = "interpreter"
+        if self.engine == "interpreter" and self._nominal_batch == 1:
+            first.allocate_tensors()
+            self._buckets[1] = self._interpreter_bucket(1, first)
 
     def _interpreter(self, size: int):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -78,34 +108,130 @@ class LiteRTRunner:
         resolver = OpResolverType.AUTO if size >= self.xnnpack_from else plain
         return Interpreter(**self._source, num_threads=self._threads, experimental_op_resolver_type=resolver)
 
-    def bucket(self, n: int) -> int:
-        """The batch size ``n`` inputs run at: the next power of two, at most ``max_batch``."""
-        return min(1 << max(n - 1, 0).bit_length(), self.max_batch)
-
-    def _bucket_interpreter(self, size: int):
-        interpreter = self._buckets.get(size)
+    def _interpreter_bucket(self, size: int, interpreter=None) -> Callable[[np.ndarray], np.ndarray]:
         if interpreter is None:
             interpreter = self._interpreter(size)
             interpreter.resize_tensor_input(self._input["index"], [size, *self.input_shape])
             interpreter.allocate_tensors()
-            self._buckets[size] = interpreter
-        return interpreter
+        inp, out = self._input["index"], self._output["index"]
+
+        def run(x: np.ndarray) -> np.ndarray:
+            interpreter.set_tensor(inp, x)
+            interpreter.invoke()
+            return interpreter.get_tensor(out)
+
+        return run
+
+    def _compiled_bucket(self, size: int) -> Callable[[np.ndarray], np.ndarray]:
+        from ai_edge_litert.compiled_model import CompiledModel
+        from ai_edge_litert.cpu_options import CpuOptions
+        from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+        from ai_edge_litert.options import Options
+        from ai_edge_litert.tensor_buffer import TensorBuffer
+
+        options = Options(
+            hardware_accelerators=HardwareAccelerator.CPU,
+            cpu_options=CpuOptions(num_threads=self._threads, xnnpack_weight_cache_path=WEIGHT_CACHE),
+        )
+        env = self._environment
+        with _native_log_to_debug():
+            if self.model_path is not None:
+                model = CompiledModel.from_file(self.model_path, environment=env, options=options)
+            else:
+                content = self._source["model_content"]
+                model = CompiledModel.from_buffer(content, environment=env, options=options)
+            if size != self._nominal_batch:
+                model.resize_input_tensor(0, [size, *self.input_shape])
+            inputs = model.create_input_buffers(0)
+            # Our own output buffer: LiteRT 2.3's `create_output_buffers` keeps the batch-1 shape
+            # after `resize_input_tensor`, and a run into it fails for any larger batch.
+            shape = (size, *self.output_shape)
+            outputs = [TensorBuffer.create_from_host_memory(np.zeros(shape, np.float32))]
+            count = math.prod(shape)
+
+            def run(x: np.ndarray) -> np.ndarray:
+                inputs[0].write(x)
+                model.run_by_index(0, inputs, outputs)
+                return outputs[0].read(count, np.float32).reshape(shape)
+
+            run(np.zeros((size, *self.input_shape), np.float32))  # Its first run logs as well.
+        return run
+
+    def bucket(self, n: int) -> int:
+        """The batch size ``n`` inputs run at: the next power of two, at most ``max_batch``."""
+        return min(1 << max(n - 1, 0).bit_length(), self.max_batch)
+
+    def _bucket_runner(self, size: int) -> Callable[[np.ndarray], np.ndarray]:
+        run = self._buckets.get(size)
+        if run is None:
+            make = self._compiled_bucket if self.engine == "compiled" else self._interpreter_bucket
+            run = self._buckets[size] = make(size)
+        return run
 
     def _invoke(self, x: np.ndarray) -> np.ndarray:
         n, size = len(x), self.bucket(len(x))
         if n < size:  # Zero rows are fully masked inputs: they cost time, not correctness.
             x = np.concatenate([x, np.zeros((size - n, *self.input_shape), np.float32)])
-        interpreter = self._bucket_interpreter(size)
-        interpreter.set_tensor(self._input["index"], x)
-        interpreter.invoke()
-        return interpreter.get_tensor(self._output["index"])[:n].copy()
+        return self._bucket_runner(size)(x)[:n].copy()
 
     def run(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, np.float32)
         n = len(x)
         with self._lock:
             parts = [self._invoke(x[i : i + self.max_batch]) for i in range(0, n, self.max_batch)]
-        return np.concatenate(parts) if parts else np.zeros((0, *self._output["shape"][1:]), np.float32)
+        return np.concatenate(parts) if parts else np.zeros((0, *self.output_shape), np.float32)
+
+
+def _compiled_environment():
+    """A LiteRT environment for CPU models: no vendor compiler plugin or NPU dispatch library.
+
+    Left empty, LiteRT looks for them in its own package and would hand the model to the first it
+    finds (its wheel carries OpenVINO's, which then fails to load without OpenVINO, once per
+    model). Pointing both at a folder with no libraries (this package's own) keeps it on the CPU.
+    """
+    import ai_edge_litert
+    from ai_edge_litert.environment import Environment, EnvironmentOptions
+
+    none_here = str(Path(__file__).parent)
+    options = EnvironmentOptions(
+        runtime_path=str(Path(ai_edge_litert.__file__).parent),
+        compiler_plugin_path=none_here,
+        dispatch_library_path=none_here,
+    )
+    with _native_log_to_debug():
+        return Environment.create(options=options)
+
+
+NATIVE_LOG = re.compile(r"^(INFO|WARNING|ERROR|VERBOSE|DEBUG): |^\u2514 ")  # LiteRT's C++ logger.
+
+
+@contextlib.contextmanager
+def _native_log_to_debug():
+    """Send what LiteRT's C++ runtime writes to stderr meanwhile to this module's debug log.
+
+    Making an environment or a compiled model, it logs at INFO each accelerator it probes (GPU,
+    NPU: ~20 lines per worker), and its Python API has no way to lower its level. Other lines
+    written to stderr in that window (another thread's) are written back as they came.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            others = []
+            for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True):
+                if NATIVE_LOG.match(line):
+                    logger.debug("litert: %s", line.rstrip())
+                else:
+                    others.append(line)
+            if others:
+                sys.stderr.write("".join(others))
+                sys.stderr.flush()
 
 
 class LiteRTPredictor(BasePredictor):
@@ -141,6 +267,12 @@ def runtime_from_env() -> str:
     from ser.settings import parse_choice
 
     return parse_choice("SER_RUNTIME", "litert", RUNTIMES)
+
+
+def engine_from_env() -> str:
+    from ser.settings import parse_choice
+
+    return parse_choice("SER_LITERT_ENGINE", "compiled", ENGINES)
 
 
 def has_litert(ref) -> bool:

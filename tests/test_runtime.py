@@ -122,6 +122,55 @@ def test_runner_with_or_without_xnnpack_answers_the_same(exported):
     assert np.abs(plain.run(x[:1]) - xnn.run(x[:1])).max() <= TOLERANCE
 
 
+@pytest.mark.parametrize("n", [1, 6, 70])  # 70: a bucket of 64, then one of 8.
+def test_compiled_and_interpreter_engines_answer_the_same(exported, n):
+    _, spec, folder, _ = exported
+    x = probe_inputs(spec.features.input_shape, n=n, seed=5)
+    compiled = LiteRTRunner(folder / LITERT_FILE)  # SER_LITERT_ENGINE unset: compiled.
+    interpreter = LiteRTRunner(folder / LITERT_FILE, engine="interpreter")
+    assert (compiled.engine, interpreter.engine) == ("compiled", "interpreter")
+    assert np.abs(compiled.run(x) - interpreter.run(x)).max() <= TOLERANCE
+
+
+def test_engine_setting_and_fallback(exported, monkeypatch, caplog):
+    _, spec, folder, _ = exported
+    monkeypatch.setenv("SER_LITERT_ENGINE", "interpreter")
+    assert LiteRTRunner(folder / LITERT_FILE).engine == "interpreter"
+    monkeypatch.setenv("SER_LITERT_ENGINE", "gpu")
+    with pytest.raises(ValueError, match="SER_LITERT_ENGINE='gpu'; allowed: compiled, interpreter"):
+        LiteRTRunner(folder / LITERT_FILE)
+    monkeypatch.delenv("SER_LITERT_ENGINE")
+
+    def broken():
+        raise RuntimeError("no LiteRT environment here")
+
+    monkeypatch.setattr("ser.runtime._compiled_environment", broken)
+    with caplog.at_level(logging.WARNING, logger="ser.runtime"):
+        runner = LiteRTRunner(folder / LITERT_FILE)
+    assert runner.engine == "interpreter"
+    assert "no LiteRT environment here" in caplog.text and "using its Interpreter" in caplog.text
+    x = probe_inputs(spec.features.input_shape, n=3)
+    plain = LiteRTRunner(folder / LITERT_FILE, engine="interpreter")
+    assert np.abs(runner.run(x) - plain.run(x)).max() <= TOLERANCE
+
+
+def test_litert_native_log_goes_to_debug_and_other_stderr_passes(exported, capfd, caplog):
+    """LiteRT's C++ INFO lines (each accelerator it probes) stay out of the server's log."""
+    from ser.runtime import _native_log_to_debug
+
+    _, spec, folder, _ = exported
+    with caplog.at_level(logging.DEBUG, logger="ser.runtime"):
+        runner = LiteRTRunner(folder / LITERT_FILE)
+        runner.run(probe_inputs(spec.features.input_shape, n=20))  # A new bucket, made now.
+        with _native_log_to_debug():
+            os.write(2, b"INFO: [x.cc:1] a LiteRT line\nanother thread's line\n")
+    err = capfd.readouterr().err
+    assert "INFO: [" not in err and "Creating LiteRT environment" not in err
+    assert err == "another thread's line\n"
+    assert "litert: INFO: [x.cc:1] a LiteRT line" in caplog.text
+    assert "litert: INFO: [environment.cc" in caplog.text  # What the runner's start logged.
+
+
 def test_unrolled_copy_keeps_the_masked_mean():
     """Keras 3.15's unrolled backward RNN zeroes outputs with the un-reversed mask: the copy avoids it."""
     import keras
