@@ -5,12 +5,13 @@
 
 Each side is `python -m ser.prefork .` (the image's server, `SER_DEMO=0`) with its settings added to
 the environment; both are up at once (an idle one costs nothing). For each round and each level
-(closed loop, clips posted as the request body, `loadtests.loadgen` in its own process) side A
-runs, then side B, so drift in what else a shared machine runs hits both alike. Reported per run:
-req/s, p50/p99, and the CPU time of the server's process tree per request (warm-up included),
-which is steadier than throughput on a shared machine; then per level the mean of B / A over the
-rounds. `make bench` measures the served configuration against its baselines; this answers "does
-this one setting help" at a fraction of the time.
+(closed loop, clips posted as the request body, `loadtests.loadgen` in its own process) side A runs,
+then side B, so drift in what else a shared machine runs hits both alike. Reported per run: req/s,
+p50/p99, the CPU time of the server's process tree per request (warm-up included), which is steadier
+than throughput on a shared machine, and each worker's share of the workers' CPU (how evenly the
+connections spread the load); then per level the mean of B / A over the rounds. `make bench`
+measures the served configuration against its baselines; this answers "does this one setting help"
+at a fraction of the time.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from loadtests.bench_servers import BIN, cpu_by_role, first_prediction, free_port, load, start, stop, tail
+import psutil
+
+from loadtests.bench_servers import BIN, first_prediction, free_port, load, rss_tree, start, stop, tail
 from loadtests.clips import load_clips, write_bodies
 
 
@@ -45,6 +48,26 @@ def serve(model: str, setting: dict[str, str], log: Path):
     return start(cmd, env, log), f"http://127.0.0.1:{port}/predict"
 
 
+def cpu_by_process(pid: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) used so far by each process of a tree: {pid: (role, seconds)}."""
+    out = {}
+    for row in rss_tree(pid):
+        try:
+            t = psutil.Process(row["pid"]).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        out[row["pid"]] = (row["role"], t.user + t.system)
+    return out
+
+
+def worker_shares(before: dict, after: dict) -> list[float]:
+    """Each worker's share of the workers' CPU between two `cpu_by_process` readings, largest
+    first: how evenly the connections spread the load (1/n each when even)."""
+    used = [s - before.get(pid, (role, 0.0))[1] for pid, (role, s) in after.items() if role == "worker ser"]
+    total = sum(used) or 1.0
+    return sorted((round(u / total, 3) for u in used), reverse=True)
+
+
 def run(args) -> dict:
     work = Path(tempfile.mkdtemp(prefix="ser-ab-"))
     bodies = work / "bodies"
@@ -65,18 +88,20 @@ def run(args) -> dict:
         for rnd in range(1, args.rounds + 1):
             for level in args.levels:
                 for name in sides:
-                    before = sum(cpu_by_role(procs[name].pid).values())
+                    before = cpu_by_process(procs[name].pid)
                     res = load(urls[name], bodies, work / "level.json", concurrency=level,
                                warmup=args.warmup, duration=args.duration, raw=True)  # fmt: skip
-                    cpu = sum(cpu_by_role(procs[name].pid).values()) - before
+                    after = cpu_by_process(procs[name].pid)
+                    cpu = sum(v for _, v in after.values()) - sum(v for _, v in before.values())
                     row = {"side": name, "round": rnd, "clients": level, "rps": res["ok_rps"],
                            "p50_ms": res["p50_ms"], "p99_ms": res["p99_ms"], "errors": res["errors"],
-                           "cpu_ms_per_request": 1000 * cpu / max(res["all_requests"], 1)}  # fmt: skip
+                           "cpu_ms_per_request": 1000 * cpu / max(res["all_requests"], 1),
+                           "worker_cpu_shares": worker_shares(before, after)}  # fmt: skip
                     runs.append(row)
                     print(
                         f"round {rnd} c={level:<3} {name}: {row['rps']:7.1f} req/s  p50 {row['p50_ms']:6.1f}"
                         f"  p99 {row['p99_ms']:6.1f} ms  CPU {row['cpu_ms_per_request']:5.2f} ms/request"
-                        f"  errors {row['errors']}",
+                        f"  workers' CPU {row['worker_cpu_shares']}  errors {row['errors']}",
                         flush=True,
                     )
     finally:

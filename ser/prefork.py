@@ -30,17 +30,29 @@ from typing import ClassVar
 from gunicorn.app.base import BaseApplication
 from uvicorn_worker import UvicornWorker
 
+from ser.balance import BalancedHttpToolsProtocol, ConnectionTable
 from ser.memory import freeze_startup_objects
+from ser.settings import parse_choice
 
 logger = logging.getLogger("ser.prefork")
 MODULE = "ser.prefork"  # Not __name__, which is "__main__" under `python -m`.
 REEXEC_MARK = "SER_PREFORK_REEXEC"  # Set on the one re-exec that applies the service's envs.
+BALANCES = ("on", "off")  # SER_CONNECTION_BALANCE (ser/balance.py).
+# The shared table lives on the protocol class (ser.balance), not here: under `python -m` this file
+# is `__main__`, while gunicorn imports the worker class from a second copy named ser.prefork.
 
 
 class Worker(UvicornWorker):
-    """uvicorn as BentoML's worker runs it: C loop and parser, no `server` header."""
+    """uvicorn as BentoML's worker runs it: C loop and parser, no `server` header — the parser's
+    protocol keeping the workers' connections even (ser/balance.py) when SER_CONNECTION_BALANCE
+    is on (the default)."""
 
     CONFIG_KWARGS: ClassVar[dict] = {"loop": "uvloop", "http": "httptools", "server_header": False}
+
+    def __init__(self, *args, **kwargs) -> None:
+        if BalancedHttpToolsProtocol.table is not None:
+            self.CONFIG_KWARGS = {**self.CONFIG_KWARGS, "http": BalancedHttpToolsProtocol}
+        super().__init__(*args, **kwargs)
 
 
 class Prefork(BaseApplication):
@@ -69,6 +81,9 @@ def post_fork(server, worker) -> None:
     from bentoml._internal.log import _component_name
 
     server_context.worker_index = worker.ser_index  # Metrics' worker_index and the log prefix.
+    if (table := BalancedHttpToolsProtocol.table) is not None:
+        BalancedHttpToolsProtocol.slot = worker.ser_index - 1
+        table.publish(worker.ser_index - 1, 0)
     # BentoML caches the log prefix on first use, and loading a bento directory logs before the
     # context is set: without this every worker logs as "[]" (BentoML's worker sets it first).
     _component_name.cache_clear()
@@ -79,6 +94,8 @@ def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+    if (table := BalancedHttpToolsProtocol.table) is not None:
+        table.publish(worker.ser_index - 1, 0)  # Its connections died with it.
 
 
 def load_service(bento: str):
@@ -159,8 +176,11 @@ def main(argv: list[str] | None = None) -> None:
         rest = argv if argv is not None else sys.argv[1:]
         os.execve(sys.executable, [sys.executable, "-m", MODULE, *rest], env)
     app = svc.to_asgi(is_main=True)
+    opts = options(svc, args.host, args.port, args.workers)
+    if parse_choice("SER_CONNECTION_BALANCE", "on", BALANCES) == "on" and opts["workers"] > 1:
+        BalancedHttpToolsProtocol.table = ConnectionTable(opts["workers"])  # Before the fork: shared.
     freeze_startup_objects()  # The shared import: not walked, nor its pages copied, by workers' GC.
-    Prefork(app, options(svc, args.host, args.port, args.workers)).run()
+    Prefork(app, opts).run()
 
 
 if __name__ == "__main__":

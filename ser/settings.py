@@ -13,6 +13,7 @@
 | SER_RUNTIME | litert | the model's LiteRT export (no TensorFlow), or `keras` (ser/runtime.py) |
 | SER_TF_THREADS | 1 | threads of the model's runtime (LiteRT, or TensorFlow's pools) per worker |
 | SER_LITERT_ENGINE | compiled | LiteRT's compiled model with XNNPACK's weight cache, or its `interpreter` |
+| SER_CONNECTION_BALANCE | on | `python -m ser.prefork`: a worker over its share of connections closes some |
 | SER_WORKERS | usable CPUs | server processes, each with the model and its own batcher |
 | SER_TIMEOUT_S | 60 | request timeout (504 after it) |
 | SER_MAX_CONCURRENCY | 256 | requests in flight before 429 |

@@ -48,4 +48,8 @@ def test_a_short_ab_run_serves_both_sides(trained_store, tmp_path):
     assert result["b"] == {"SER_LITERT_ENGINE": "interpreter"} and result["a"] == {}
     assert [(r["side"], r["clients"]) for r in result["runs"]] == [("A", 1), ("B", 1), ("A", 2), ("B", 2)]
     assert all(r["rps"] > 0 and r["errors"] == 0 and r["cpu_ms_per_request"] > 0 for r in result["runs"])
+    assert all(
+        len(r["worker_cpu_shares"]) == 2 and sum(r["worker_cpu_shares"]) == pytest.approx(1, abs=0.01)
+        for r in result["runs"]
+    )
     assert set(result["summary"]) == {"1", "2"} and "c=2: B / A req/s" in run.stdout
