@@ -52,11 +52,11 @@ class LiteRTRunner:
 
     - ``compiled`` (default): LiteRT's `CompiledModel` on its XNNPACK delegate with XNNPACK's
       weight cache. The export unrolls the LSTM, so every time step is its own node on the same
-      weights; XNNPACK packs a node's weights for itself, and without the cache the ~190 nodes of
-      one bucket held ~33 MB of packed copies of a 1 MB model — too much to stay in the CPU's
-      caches, so XNNPACK ran batch 1 at half the speed of the built-in kernels. The cache packs
-      each distinct weight once (0.3 MB). Measured here: 1.3–1.6× the inputs/s of the
-      interpreter's choice below at batch 1–16, the same at 32–64.
+      weights; XNNPACK packs a node's weights for itself, and without the cache the nodes of one
+      bucket held ~33 MB of packed copies of a 1 MB model — too much to stay in the CPU's caches,
+      so XNNPACK ran batch 1 at half the speed of the built-in kernels. The cache packs each
+      distinct weight once (0.3 MB). Measured here (`python -m loadtests.forward`, README): 1.6–2.5×
+      the inputs/s of the interpreter's choice below at batch 1–16, the same at 64, ~15 MB more.
     - ``interpreter``: LiteRT's `Interpreter`, whose Python API offers no weight cache. Buckets
       below ``xnnpack_from`` run its built-in kernels, larger ones XNNPACK: without the cache
       XNNPACK is ~2× slower at batch 1 and ~2× faster at 32–64, and each XNNPACK bucket holds its
