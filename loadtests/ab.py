@@ -19,13 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
+import shutil
 import tempfile
 from pathlib import Path
 
-import psutil
-
-from loadtests.bench_servers import BIN, first_prediction, free_port, load, rss_tree, start, stop, tail
+from loadtests.bench_servers import BIN, cpu_by_process, first_prediction, free_port, load, start, stop, tail
 from loadtests.clips import load_clips, write_bodies
 
 
@@ -46,18 +44,6 @@ def serve(model: str, setting: dict[str, str], log: Path):
     env.update({"SER_MODEL": model, "SER_DEMO": "0", **setting})
     cmd = [str(BIN / "python"), "-m", "ser.prefork", ".", "--host", "127.0.0.1", "--port", str(port)]
     return start(cmd, env, log), f"http://127.0.0.1:{port}/predict"
-
-
-def cpu_by_process(pid: int) -> dict[int, tuple[str, float]]:
-    """CPU seconds (user + system) used so far by each process of a tree: {pid: (role, seconds)}."""
-    out = {}
-    for row in rss_tree(pid):
-        try:
-            t = psutil.Process(row["pid"]).cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        out[row["pid"]] = (row["role"], t.user + t.system)
-    return out
 
 
 def worker_shares(before: dict, after: dict) -> list[float]:
@@ -107,6 +93,7 @@ def run(args) -> dict:
     finally:
         for proc in procs.values():
             stop(proc)
+        shutil.rmtree(work, ignore_errors=True)  # A failed start printed its log's tail above.
     return {"model": args.model, "a": sides["A"], "b": sides["B"], "runs": runs, "summary": summary(runs)}
 
 
@@ -150,4 +137,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    main()

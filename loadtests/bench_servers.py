@@ -107,15 +107,23 @@ def rss_tree(pid: int) -> list[dict]:
     return out
 
 
-def cpu_by_role(pid: int) -> dict[str, float]:
-    """CPU seconds (user + system) used so far by a process tree, summed per role."""
-    out: dict[str, float] = {}
+def cpu_by_process(pid: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) used so far by each process of a tree: {pid: (role, seconds)}."""
+    out = {}
     for row in rss_tree(pid):
         try:
             t = psutil.Process(row["pid"]).cpu_times()
         except psutil.NoSuchProcess:
             continue
-        out[row["role"]] = out.get(row["role"], 0.0) + t.user + t.system
+        out[row["pid"]] = (row["role"], t.user + t.system)
+    return out
+
+
+def cpu_by_role(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by a process tree, summed per role."""
+    out: dict[str, float] = {}
+    for role, seconds in cpu_by_process(pid).values():
+        out[role] = out.get(role, 0.0) + seconds
     return out
 
 
