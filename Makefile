@@ -10,7 +10,7 @@ TESS ?= ../shared/data/tess
 ENSEMBLE ?= 1
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup serve train train-tess evaluate-speaker ablation report test test-fast image coldstart test-container screenshot lint format clean
+.PHONY: help setup serve train train-tess evaluate-speaker speaker-gap ablation report test test-fast image coldstart test-container screenshot lint format clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -36,6 +36,9 @@ train-tess: setup  ## Train the default preset on the real TESS (random split, 4
 
 evaluate-speaker: setup  ## Speaker-independent TESS protocol (OAF→YAF and YAF→OAF).
 	$(BIN)/python -m training.evaluate --protocol speaker --data $(TESS) --json reports/speaker.json
+
+speaker-gap: setup  ## Does each emotion sound alike in both TESS speakers? Centroids compared, no model (~30 s).
+	$(BIN)/python -m training.speaker_gap --data $(TESS) --json reports/speaker_gap.json
 
 ablation: setup  ## What each change buys speaker-independently on TESS (~11 h, 41 variants): reports/ablation/.
 	$(BIN)/python -m training.ablation --data $(TESS)

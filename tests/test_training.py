@@ -158,6 +158,10 @@ def test_speaker_protocol_with_copies_and_pseudo_labels(synthetic_dir, tmp_path)
         assert first["clips"] <= 7 * 18 and first["clips"] <= second["clips"] <= 7 * 36
         assert all(0 <= r["label_accuracy"] <= 1 and 0 <= r["accuracy"] <= 1 for r in (first, second))
         assert run["accuracy_without_tta"] == pytest.approx(second["accuracy"])  # The same last model.
+        cm = np.array(run["confusion_matrix"])  # This direction's own: rows true, columns predicted.
+        assert cm.shape == (7, 7)
+        assert list(cm.diagonal() / cm.sum(axis=1)) == pytest.approx(list(run["recall"].values()))
+    assert sum(np.sum(r["confusion_matrix"]) for r in written["runs"]) == written["n"]
     assert written["n"] == 3 * N_CLIPS  # Every clip is tested once per speaker it was not trained on.
     assert metrics["mean_accuracy"] == pytest.approx(np.mean([r["accuracy"] for r in written["runs"]]))
 

@@ -125,6 +125,7 @@ def speaker_protocol(args: argparse.Namespace) -> dict:
                 "accuracy": m["accuracy"],
                 "macro_f1": m["macro_f1"],
                 "recall": {k: v["recall"] for k, v in m["per_class"].items()},
+                "confusion_matrix": m["confusion_matrix"],  # Rows: true label; columns: predicted.
                 "epochs_run": len(trained.history["loss"]),
                 "train_seconds": round(trained.seconds, 1),
                 **extra,
