@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
+import soundfile as sf
 from conftest import encode, tone
 
 from ser import audio
@@ -60,6 +63,15 @@ def test_stereo_is_downmixed_and_resampled():
     assert out.ndim == 1 and len(out) == SAMPLE_RATE
     # Mean of the channels: 0.25 × the left channel.
     assert np.sqrt(np.mean(out**2)) == pytest.approx(0.25 * np.sqrt(np.mean(left**2)), rel=0.05)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "FLOAT"])
+def test_mono_decodes_to_exactly_the_stored_samples(subtype):
+    data = encode(tone(1.0, sr=22_050), 22_050, "WAV", subtype)
+    expected, _ = sf.read(io.BytesIO(data), dtype="float32")
+    y, info = audio.decode(data, mono=True)
+    assert info.channels == 1 and y.shape == (len(expected), 1)
+    assert np.array_equal(y[:, 0], expected)  # Bit for bit: one channel needs no averaging.
 
 
 def test_dc_offset_is_removed():
