@@ -206,8 +206,7 @@ def to_mono(y: np.ndarray) -> np.ndarray:
     """(frames, channels) or (frames,) → (frames,) float32, the mean of the channels.
 
     One channel is taken as it is (the same values the mean would give): the float64 mean and
-    its copy back were over a third of decoding the bench's 16 TESS clips (0.34 → 0.21 ms a clip,
-    alternating runs of `decode(data, mono=True)`, 2026-12-04).
+    its copy back were over a third of the time `decode` spent on a mono TESS clip.
     """
     if y.ndim == 2 and y.shape[1] == 1:
         return y[:, 0].astype(np.float32, copy=False)
