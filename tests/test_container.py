@@ -80,11 +80,22 @@ def built(tmp_path_factory, trained_store):
     backend = ["--backend", "podman"] if ENGINE.endswith("podman") else []
     # From /: bentoml 1.4.39 refuses the bento's dockerfile_template from any directory that is not
     # above its temporary copy of the bento ("Accessing file outside of current working directory").
+    previous = _image_id(IMAGE, env)
     _bentoml("containerize", tag, *backend, "-t", IMAGE, env=env, cwd=Path("/"))
+    if previous and previous != _image_id(IMAGE, env):
+        # The last run's image, now untagged: without this every `make test` left one behind.
+        subprocess.run([ENGINE, "rmi", previous], capture_output=True, env=env)
     size, base = (_image_size(image, env) for image in (IMAGE, BASE_IMAGE))
     added = f", {(size - base) / 1e6:.0f} MB on top of {BASE_IMAGE}" if size and base else ""
     print(f"\nimage {IMAGE}: {size / 1e6:.0f} MB{added}; built in {time.time() - started:.0f} s")
     return tag, env
+
+
+def _image_id(image: str, env: dict) -> str:
+    out = subprocess.run(
+        [ENGINE, "image", "inspect", image, "--format", "{{.Id}}"], capture_output=True, text=True, env=env
+    )
+    return out.stdout.strip() if out.returncode == 0 else ""
 
 
 def _image_size(image: str, env: dict) -> int:
