@@ -7,7 +7,8 @@ upload (a short clip on the event loop, longer audio in a worker thread: `SER._d
 then awaits the batchable `infer` method (in a thread), the only place the model
 runs: BentoML's adaptive batcher merges inputs from concurrent requests there (every input has
 the same (frames, features) shape, so batches concatenate), starting a batch as soon as the
-model is free (SER_BATCH_WAIT, `ser.compat.no_wait_optimizer`). The endpoints reach that batcher
+model is free (SER_BATCH_WAIT, `ser.compat.no_wait_optimizer`), woken by events rather than a
+1 ms poll (SER_BATCH_DISPATCH, `ser.batching`). The endpoints reach that batcher
 in-process (`ser.compat.in_process_batching`), not over HTTP: a second, model-only service
 behind `bentoml.depends` cost an HTTP round trip per request, and measured 75 against 130 req/s
 at 32 concurrent /predict on 2 cores (README, "Why one service"). The service reads the feature
@@ -70,7 +71,8 @@ BATCHING = (
 )
 
 BATCHED_INFER = in_process_batching("ser", "infer")  # `infer` through BentoML's batcher, in-process.
-batch_wait_policy("ser", SETTINGS.batch_wait)  # SER_BATCH_WAIT: none (a batch starts when the model is free).
+# SER_BATCH_WAIT none: a batch starts when the model is free; SER_BATCH_DISPATCH event: without polling.
+batch_wait_policy("ser", SETTINGS.batch_wait, SETTINGS.batch_dispatch)
 internal_api("ser", "infer")  # No HTTP route: one input of the wrong shape would fail its whole batch.
 
 PREDICTIONS = bentoml.metrics.Counter(

@@ -145,7 +145,7 @@ def harden_uploads() -> None:
 
 
 _APP_FACTORIES: dict[str, object] = {}
-_BATCH_WAITS: dict[str, str] = {}  # Service name → "none" or "learnt" (`batch_wait_policy`).
+_BATCH_WAITS: dict[str, tuple[str, str]] = {}  # Service name → (wait, dispatch) (`batch_wait_policy`).
 
 
 def _record_app_factories() -> None:
@@ -160,9 +160,14 @@ def _record_app_factories() -> None:
     async def create_instance(self, app):
         name = self.service.name
         _APP_FACTORIES[name] = self
-        if _BATCH_WAITS.get(name) == "none":
+        wait, dispatch = _BATCH_WAITS.get(name, ("learnt", "poll"))
+        if wait == "none":
+            from ser.batching import event_driven
+
             for dispatcher in self.dispatchers.values():
                 dispatcher.optimizer = no_wait_optimizer(dispatcher.max_latency)
+                if dispatch == "event":
+                    event_driven(dispatcher)
         return await create(self, app)
 
     create_instance._ser_patched = True
@@ -193,14 +198,17 @@ def no_wait_optimizer(max_latency_s: float):
     return NoWaitOptimizer(max_latency_s)
 
 
-def batch_wait_policy(service_name: str, policy: str) -> None:
+def batch_wait_policy(service_name: str, policy: str, dispatch: str = "event") -> None:
     """SER_BATCH_WAIT for ``service_name``'s batchable methods: ``none`` (`no_wait_optimizer`) or
-    ``learnt`` (BentoML's own `CorkDispatcher` as it ships)."""
-    from ser.settings import BATCH_WAITS
+    ``learnt`` (BentoML's own `CorkDispatcher` as it ships); with ``none``, SER_BATCH_DISPATCH
+    ``event`` (`ser.batching.event_driven`) or ``poll`` (the dispatcher's own 1 ms loop)."""
+    from ser.settings import BATCH_DISPATCHES, BATCH_WAITS
 
     if policy not in BATCH_WAITS:
         raise ValueError(f"batch wait policy {policy!r}; allowed: {', '.join(BATCH_WAITS)}")
-    _BATCH_WAITS[service_name] = policy
+    if dispatch not in BATCH_DISPATCHES:
+        raise ValueError(f"batch dispatch {dispatch!r}; allowed: {', '.join(BATCH_DISPATCHES)}")
+    _BATCH_WAITS[service_name] = (policy, dispatch)
     _record_app_factories()
 
 

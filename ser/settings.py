@@ -24,6 +24,7 @@
 | SER_DEMO | auto | the Gradio demo at /ui: `auto` when installed, `0` never, `1` required |
 | SER_TTA_SPEEDS | (unset: off) | speed copies of each clip (`0.9,1.1`), averaged with it; not timelines |
 | SER_BATCH_WAIT | none | `none`: a batch starts when the model is free; `learnt`: BentoML's wait |
+| SER_BATCH_DISPATCH | event | with `none`: the batcher wakes on arrivals and finished batches; `poll`: 1 ms |
 | SER_INLINE_DECODE_SAMPLES | 480000 | /predict audio of ≤ this many frames × channels: decoded on the loop |
 """
 
@@ -59,6 +60,7 @@ def _env(name: str, default: float | int | str, cast=float, *, allow_zero: bool 
 
 
 BATCH_WAITS = ("none", "learnt")  # ser.compat.batch_wait_policy says what each does.
+BATCH_DISPATCHES = ("event", "poll")  # ser.batching says why.
 
 
 def parse_choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
@@ -114,6 +116,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     tta_speeds: tuple[float, ...] = ()  # Test-time speed copies of /predict clips (ser.pipeline.clip_copies).
     batch_wait: str = "none"
+    batch_dispatch: str = "event"
     inline_decode_samples: int = 480_000  # 10 s at 48 kHz mono: a few ms of decode + features.
 
     @classmethod
@@ -136,6 +139,7 @@ class Settings:
             cors_origins=parse_origins(os.environ.get("SER_CORS_ORIGINS", "")),
             tta_speeds=parse_speeds(os.environ.get("SER_TTA_SPEEDS", "")),
             batch_wait=parse_choice("SER_BATCH_WAIT", "none", BATCH_WAITS),
+            batch_dispatch=parse_choice("SER_BATCH_DISPATCH", "event", BATCH_DISPATCHES),
             inline_decode_samples=_env("SER_INLINE_DECODE_SAMPLES", 480_000, int, allow_zero=True),
         )
 

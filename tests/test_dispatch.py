@@ -23,17 +23,23 @@ def test_settings_defaults_and_values(monkeypatch):
     monkeypatch.delenv("SER_BATCH_WAIT", raising=False)
     monkeypatch.delenv("SER_INLINE_DECODE_SAMPLES", raising=False)
     settings = Settings.from_env()
-    assert (settings.batch_wait, settings.inline_decode_samples) == ("none", 480_000)
+    monkeypatch.delenv("SER_BATCH_DISPATCH", raising=False)
+    settings = Settings.from_env()
+    assert (settings.batch_wait, settings.batch_dispatch) == ("none", "event")
+    assert settings.inline_decode_samples == 480_000
     monkeypatch.setenv("SER_BATCH_WAIT", " Learnt ")
+    monkeypatch.setenv("SER_BATCH_DISPATCH", "POLL")
     monkeypatch.setenv("SER_INLINE_DECODE_SAMPLES", "0")
     settings = Settings.from_env()
-    assert (settings.batch_wait, settings.inline_decode_samples) == ("learnt", 0)
+    assert (settings.batch_wait, settings.batch_dispatch) == ("learnt", "poll")
+    assert settings.inline_decode_samples == 0
 
 
 @pytest.mark.parametrize(
     "name, value, message",
     [
         ("SER_BATCH_WAIT", "short", r"SER_BATCH_WAIT='short'; allowed: none, learnt"),
+        ("SER_BATCH_DISPATCH", "push", r"SER_BATCH_DISPATCH='push'; allowed: event, poll"),
         ("SER_INLINE_DECODE_SAMPLES", "-1", r"SER_INLINE_DECODE_SAMPLES='-1' must be ≥ 0"),
         ("SER_INLINE_DECODE_SAMPLES", "1e5", r"SER_INLINE_DECODE_SAMPLES='1e5' is not a valid int"),
         ("SER_MAX_BATCH_SIZE", "0", r"SER_MAX_BATCH_SIZE='0' must be positive"),
@@ -52,6 +58,8 @@ def test_batch_wait_policy_names_what_is_allowed():
 
     with pytest.raises(ValueError, match="allowed: none, learnt"):
         batch_wait_policy("ser", "sometimes")
+    with pytest.raises(ValueError, match="batch dispatch 'push'; allowed: event, poll"):
+        batch_wait_policy("ser", "none", "push")
 
 
 # --- BentoML's dispatcher with each wait -------------------------------------------------------------
@@ -115,6 +123,78 @@ def test_a_lone_request_is_not_held_after_a_burst():
     assert sum(sizes) == 12 + 1 + 6
     theirs, _ = _lone_call_seconds(None, held_s=2.0)
     assert theirs > 1.0
+
+
+def _dispatcher(max_latency_ms: int = 60_000, fallback=lambda: None):
+    from bentoml._internal.marshal.dispatcher import CorkDispatcher
+
+    from ser.batching import event_driven
+    from ser.compat import no_wait_optimizer
+
+    dispatcher = CorkDispatcher(
+        max_latency_in_ms=max_latency_ms, max_batch_size=8, fallback=fallback, get_batch_size=len
+    )
+    dispatcher.optimizer = no_wait_optimizer(max_latency_ms / 1000)
+    event_driven(dispatcher)
+    return dispatcher
+
+
+def test_event_driven_batches_what_queued_while_the_model_ran(monkeypatch):
+    """SER_BATCH_WAIT=none: a batch starts when the model frees up, with every input that queued
+    meanwhile (up to the batch limit), and nothing polls while the model runs."""
+    import ser.batching
+
+    checks = []
+    ready = ser.batching._ready
+    monkeypatch.setattr(ser.batching, "_ready", lambda d: checks.append(1) or ready(d))
+    dispatcher = _dispatcher()
+    sizes: list[int] = []
+
+    async def model(batch):
+        sizes.append(sum(len(x) for x in batch))
+        await asyncio.sleep(0.2)
+        return [[2 * v for v in x] for x in batch]
+
+    async def main():
+        call = dispatcher(model)
+        first = asyncio.ensure_future(call([0]))
+        await asyncio.sleep(0.05)  # The model is busy with the first input now.
+        checks.clear()
+        rest = [call([v]) for v in range(1, 11)]
+        results = await asyncio.gather(first, *rest)
+        dispatcher.shutdown()
+        return results
+
+    assert asyncio.run(main()) == [[2 * v] for v in range(11)]
+    assert sizes == [1, 8, 2]  # Ten queued behind the first: a full batch of 8, then the last 2.
+    # ~0.6 s of busy model: a wake per arrival and per finished batch, and a shedding check every
+    # 50 ms. BentoML's own controller looks every 1 ms (~600 times).
+    assert len(checks) < 60
+
+
+def test_event_driven_sheds_an_input_that_waited_past_max_latency():
+    dispatcher = _dispatcher(max_latency_ms=100, fallback=lambda: "shed")
+
+    async def model(batch):
+        await asyncio.sleep(0.4)
+        return list(batch)
+
+    async def main():
+        call = dispatcher(model)
+        for _ in range(12):  # Start-up: fit the cost model on quick batches first.
+            dispatcher.optimizer.log_outbound(n=1, wait=0, duration=0.001)
+        first = asyncio.ensure_future(call([1]))
+        await asyncio.sleep(0.05)
+        started = time.perf_counter()
+        second = await call([2])  # Queued alone behind a model busy for 0.35 s more.
+        waited = time.perf_counter() - started
+        result = await first, second, waited
+        dispatcher.shutdown()
+        return result
+
+    first, second, waited = asyncio.run(main())
+    assert first == [1] and second == "shed"
+    assert 0.1 <= waited < 0.3  # Shed after max_latency, while the model was still busy.
 
 
 # --- served ---------------------------------------------------------------------------------------
