@@ -92,17 +92,19 @@ def built(tmp_path_factory, trained_store):
 
 
 def _image_id(image: str, env: dict) -> str:
-    out = subprocess.run(
-        [ENGINE, "image", "inspect", image, "--format", "{{.Id}}"], capture_output=True, text=True, env=env
-    )
-    return out.stdout.strip() if out.returncode == 0 else ""
+    return _inspect(image, "{{.Id}}", env)
 
 
 def _image_size(image: str, env: dict) -> int:
-    out = subprocess.run(
-        [ENGINE, "image", "inspect", image, "--format", "{{.Size}}"], capture_output=True, text=True, env=env
-    )
-    return int(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip().isdigit() else 0
+    size = _inspect(image, "{{.Size}}", env)
+    return int(size) if size.isdigit() else 0
+
+
+def _inspect(image: str, field: str, env: dict) -> str:
+    """One field of ``image`` (`podman image inspect --format`), "" when there is no such image."""
+    cmd = [ENGINE, "image", "inspect", image, "--format", field]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    return out.stdout.strip() if out.returncode == 0 else ""
 
 
 def _clips() -> list[tuple[str, bytes]]:

@@ -3,15 +3,16 @@
     python -m training.speaker_gap --data ../shared/data/tess [--json reports/speaker_gap.json]
 
 Why: trained on one TESS actress, every model we built misses the other's *happy* (0–7 % recall,
-README: "Speaker-independent"). This asks whether that is the models' fault or the recordings'.
-Per clip, the mean and standard deviation over time of its 40 MFCCs — the default preset's
-features (`FeatureConfig()`), from the voiced span of the loudness-normalised clip as the serving
-path cuts it, summarised over time. Each speaker's clips are standardised with her own statistics,
-which takes away her voice's level and timbre and leaves how her emotions differ from one another;
-the centroid of each emotion is then compared (cosine similarity) with the centroids of all other
-speakers' clips, standardised the same way. An emotion that both speakers express alike has its
-own class as its nearest centroid. Also reported: each clip classified by the nearest of the
-other speakers' centroids — what transfers from one voice to another without any training.
+README: "Speaker-independent"). This asks whether that is the models' fault or the recordings'. Per
+clip, the mean and standard deviation over time of its 40 MFCCs — the default preset's features,
+over the model inputs the serving path cuts from it (`ser.pipeline.clip_inputs`), without the
+per-clip normalisation that would take the means away. Each speaker's clips are standardised with
+her own statistics, which takes away her voice's level and timbre and leaves how her emotions differ
+from one another; the centroid of each emotion is then compared (cosine similarity) with the
+centroids of all other speakers' clips, standardised the same way. An emotion that both speakers
+express alike has its own class as its nearest centroid. Also reported: each clip classified by the
+nearest of the other speakers' centroids — what transfers from one voice to another without any
+training.
 """
 
 from __future__ import annotations
@@ -19,30 +20,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from ser.audio import load_audio, normalize_loudness, voiced_intervals
+from ser.audio import load_audio
 from ser.datasets import DATASETS, load_manifest
 from ser.errors import SERError
-from ser.features import FeatureConfig, mfcc
+from ser.features import FeatureConfig
 from ser.labels import EMOTIONS
+from ser.pipeline import clip_inputs
 from training.data import worker_pool
 
-CONFIG = FeatureConfig()  # The default preset's MFCC settings; its per-clip normalisation is not applied.
+# The default preset's MFCC frames, without its per-clip normalisation or frame stacking.
+CONFIG = replace(FeatureConfig(), cmvn=False, stack=1)
 
 
 def clip_summary(path: str, config: FeatureConfig = CONFIG) -> np.ndarray:
-    """(2 × n_mfcc,): the mean and standard deviation over time of the MFCCs of the clip's voiced
-    span (first to last voiced sample, loudness-normalised: as the serving path sees it)."""
-    y = load_audio(path)
-    regions = voiced_intervals(y, config.sample_rate)
-    if not regions:
-        raise SERError(f"{path}: no voiced region")
-    y = normalize_loudness(y, config.sample_rate)[regions[0][0] : regions[-1][1]]
-    m = mfcc(y, config)
+    """(2 × n_mfcc,): the mean and standard deviation over time of the MFCCs of the model inputs
+    the serving path cuts from the clip (`ser.pipeline.clip_inputs`: its voiced utterances,
+    loudness-normalised, in windows), over their real frames."""
+    inputs = clip_inputs(load_audio(path), config)
+    m = np.concatenate([x[:n] for x, n in zip(inputs.x, inputs.lengths, strict=True)])
     return np.concatenate([m.mean(axis=0), m.std(axis=0)])
 
 
@@ -137,7 +138,8 @@ def run(data: str, dataset: str = "auto", workers: int | None = None) -> dict:
         "data": str(data),
         "clips": len(kept),
         "labels": labels,
-        "features": "mean and std over time of 40 MFCCs (FeatureConfig()), standardised per speaker",
+        "features": "mean and std over time of 40 MFCCs of clip_inputs (no per-clip normalisation), "
+        "standardised per speaker",
         "speakers": compare(z, emotions, speakers, labels),
     }
 
