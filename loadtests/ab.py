@@ -2,14 +2,17 @@
 
     python -m loadtests.ab --model ser_lstm:latest --a SER_LITERT_ENGINE=compiled \\
         --b SER_LITERT_ENGINE=interpreter --levels 8,32 --rounds 3 --json ab.json
+    python -m loadtests.ab --b SER_WORKERS=4 --levels 64 --rates 200   # + Poisson arrivals at 200/s
 
 Each side is `python -m ser.prefork .` (the image's server, `SER_DEMO=0`) with its settings added to
 the environment; both are up at once (an idle one costs nothing). For each round and each level
-(closed loop, clips posted as the request body, `loadtests.loadgen` in its own process) side A runs,
+(closed loop, clips posted as the request body, `loadtests.loadgen` in its own process; then each
+``--rates`` as open-loop Poisson arrivals, at most 256 in flight, as `make bench`'s) side A runs,
 then side B, so drift in what else a shared machine runs hits both alike. Reported per run: req/s,
 p50/p99, the CPU time of the server's process tree per request (warm-up included), which is steadier
 than throughput on a shared machine, and each worker's share of the workers' CPU (how evenly the
-connections spread the load); then per level the mean of B / A over the rounds. `make bench`
+connections spread the load); then per level the mean of B / A over the rounds (at a fixed arrival
+rate the throughput is the rate's, so there the p99 ratio is the one to read). `make bench`
 measures the served configuration against its baselines; this answers "does this one setting help"
 at a fraction of the time.
 """
@@ -25,6 +28,8 @@ from pathlib import Path
 
 from loadtests.bench_servers import BIN, cpu_by_process, first_prediction, free_port, load, start, stop, tail
 from loadtests.clips import load_clips, write_bodies
+
+OPEN_LOOP_CAP = 256  # requests in flight at most under open-loop arrivals, as make bench's
 
 
 def parse_setting(text: str) -> dict[str, str]:
@@ -71,21 +76,23 @@ def run(args) -> dict:
             except RuntimeError as e:
                 raise SystemExit(f"side {name} ({sides[name]}): {e}\n{tail(work / f'{name}.log')}") from e
         runs = []
+        loads = [(c, 0.0) for c in args.levels] + [(OPEN_LOOP_CAP, r) for r in args.rates]
         for rnd in range(1, args.rounds + 1):
-            for level in args.levels:
+            for clients, rate in loads:
                 for name in sides:
                     before = cpu_by_process(procs[name].pid)
-                    res = load(urls[name], bodies, work / "level.json", concurrency=level,
+                    res = load(urls[name], bodies, work / "level.json", concurrency=clients, rate=rate,
                                warmup=args.warmup, duration=args.duration, raw=True)  # fmt: skip
                     after = cpu_by_process(procs[name].pid)
                     cpu = sum(v for _, v in after.values()) - sum(v for _, v in before.values())
-                    row = {"side": name, "round": rnd, "clients": level, "rps": res["ok_rps"],
+                    row = {"side": name, "round": rnd, "clients": clients, "rate": rate, "rps": res["ok_rps"],
                            "p50_ms": res["p50_ms"], "p99_ms": res["p99_ms"], "errors": res["errors"],
                            "cpu_ms_per_request": 1000 * cpu / max(res["all_requests"], 1),
                            "worker_cpu_shares": worker_shares(before, after)}  # fmt: skip
                     runs.append(row)
                     print(
-                        f"round {rnd} c={level:<3} {name}: {row['rps']:7.1f} req/s  p50 {row['p50_ms']:6.1f}"
+                        f"round {rnd} {label(row):<9} {name}: {row['rps']:7.1f} req/s"
+                        f"  p50 {row['p50_ms']:6.1f}"
                         f"  p99 {row['p99_ms']:6.1f} ms  CPU {row['cpu_ms_per_request']:5.2f} ms/request"
                         f"  workers' CPU {row['worker_cpu_shares']}  errors {row['errors']}",
                         flush=True,
@@ -97,20 +104,34 @@ def run(args) -> dict:
     return {"model": args.model, "a": sides["A"], "b": sides["B"], "runs": runs, "summary": summary(runs)}
 
 
+def level_key(row: dict) -> str:
+    """A closed loop's clients (``"32"``) or an open loop's arrival rate (``"200/s"``)."""
+    return f"{row['rate']:g}/s" if row.get("rate") else str(row["clients"])
+
+
+def label(row: dict) -> str:
+    key = level_key(row)
+    return key if key.endswith("/s") else f"c={key}"
+
+
 def summary(runs: list[dict]) -> dict[str, dict[str, float]]:
-    """Per level: the mean over rounds of B / A for req/s and CPU per request."""
+    """Per level, in the order run: the mean over rounds of B / A for req/s, p99 and CPU per request."""
     out = {}
-    for level in sorted({r["clients"] for r in runs}):
+    for level in dict.fromkeys(map(level_key, runs)):
         pairs = {}
         for r in runs:
-            if r["clients"] == level:
+            if level_key(r) == level:
                 pairs.setdefault(r["round"], {})[r["side"]] = r
         both = [p for p in pairs.values() if {"A", "B"} <= set(p)]
-        out[str(level)] = {
+        out[level] = {
             key: sum(p["B"][key] / p["A"][key] for p in both) / len(both)
-            for key in ("rps", "cpu_ms_per_request")
+            for key in ("rps", "p99_ms", "cpu_ms_per_request")
         }
     return out
+
+
+def numbers(kind):
+    return lambda text: [kind(x) for x in text.split(",") if x.strip()]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -118,17 +139,21 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--model", default="ser_lstm:latest")
     p.add_argument("--a", type=parse_setting, default={}, help="SER_NAME=value[,...] (default: none)")
     p.add_argument("--b", type=parse_setting, required=True, help="SER_NAME=value[,...]")
-    p.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[8, 32])
+    p.add_argument("--levels", type=numbers(int), default=[8, 32], help="closed loop: clients (empty: none)")
+    p.add_argument("--rates", type=numbers(float), default=[], help="open loop: Poisson arrivals per second")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--duration", type=float, default=8.0)
     p.add_argument("--clips", type=int, default=16)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
+    if not args.levels and not args.rates:
+        p.error("nothing to measure: give --levels (clients) or --rates (arrivals per second)")
     result = run(args)
     for level, ratio in result["summary"].items():
         print(
-            f"c={level}: B / A req/s {ratio['rps']:.3f}, CPU per request {ratio['cpu_ms_per_request']:.3f}"
+            f"{level if level.endswith('/s') else 'c=' + level}: B / A req/s {ratio['rps']:.3f},"
+            f" p99 {ratio['p99_ms']:.3f}, CPU per request {ratio['cpu_ms_per_request']:.3f}"
             f"  (A: {args.a or 'defaults'}, B: {args.b})"
         )
     if args.json:
