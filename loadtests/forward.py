@@ -9,7 +9,12 @@ with built-in kernels only, or with XNNPACK at every batch size; one XNNPACK int
 each batch, as before buckets; `keras`): seconds to import + load + run the first forward (what a
 cold start pays in the model process), clips/s of ``forward`` at batch sizes 1, 4, 16, 64 on
 zero-padded random inputs, each for ``--seconds``, then at a mix of batch sizes 1–16 in turn (as an
-adaptive batcher forms them), and the process's peak RSS after all of it.
+adaptive batcher forms them), and the process's peak RSS after all of it. Then whether the runtime
+lets other Python run while it computes: a worker's event loop decodes and featurises the next
+requests while its model thread runs a batch, so a forward that holds the GIL stalls the loop for
+its whole length. ``beside_model`` is how much longer `ser.pipeline.clip_inputs` of a 2 s voiced
+clip takes in one thread while another runs batches of 4 without pause than alone (1.0: no
+stall; LiteRT's compiled model, as served, holds the GIL), with the model's clips/s meanwhile.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -84,7 +90,56 @@ def _child(model: str, runtime: str, seconds: float) -> dict:
             done += len(x)
     out["clips_per_s"]["mixed"] = round(done / (time.perf_counter() - t0))
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    out["beside_model"] = beside_model(predictor, probe_inputs(shape, n=4, seed=4), seconds)
     return out
+
+
+def voiced_clip(seconds: float = 2.0, sr: int = 16_000):
+    """A steady voiced tone (180 Hz, 3 Hz tremolo) over faint noise: work like a real clip's."""
+    import numpy as np
+
+    t = np.arange(int(seconds * sr)) / sr
+    noise = 0.01 * np.random.default_rng(0).standard_normal(len(t))
+    return (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t)) + noise).astype(
+        "float32"
+    )
+
+
+def beside_model(predictor, x, seconds: float) -> dict:
+    """Features of one clip, timed in this thread alone and then while another thread runs
+    ``predictor.forward(x)`` back to back: the ratio of the two (1.0 when the forward lets Python
+    run), and the model's clips/s meanwhile."""
+    from ser.pipeline import clip_inputs
+
+    y, config = voiced_clip(sr=predictor.spec.features.sample_rate), predictor.spec.features
+
+    def features_s() -> float:
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds / 2:
+            clip_inputs(y, config)
+            n += 1
+        return (time.perf_counter() - t0) / n
+
+    clip_inputs(y, config)
+    alone = features_s()
+    stop, forwards = threading.Event(), [0]
+
+    def model_loop():
+        while not stop.is_set():
+            predictor.forward(x)
+            forwards[0] += 1
+
+    thread = threading.Thread(target=model_loop)
+    t0 = time.perf_counter()
+    thread.start()
+    beside = features_s()
+    stop.set()
+    thread.join()
+    return {
+        "features_ms_alone": round(1000 * alone, 2),
+        "slowdown": round(beside / alone, 1),
+        "model_clips_per_s": round(forwards[0] * len(x) / (time.perf_counter() - t0)),
+    }
 
 
 def measure(model: str, runtimes=RUNTIMES, seconds: float = 3.0) -> list[dict]:
@@ -113,10 +168,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     results = measure(args.model, seconds=args.seconds)
     columns = [*map(str, BATCHES), "mixed"]
     head = "  ".join(f"batch {n:>2}" if n != "mixed" else "mix 1-16" for n in columns)
-    print(f"{'runtime':<18} load+first forward (s)  {head}   (clips/s)  peak RSS (MB)")
+    print(f"{'runtime':<18} load+first forward (s)  {head}   (clips/s)  peak RSS (MB)  features beside it")
     for r in results:
         rates = "  ".join(f"{r['clips_per_s'][n]:>8}" for n in columns)
-        print(f"{r['runtime']:<18} {r['load_s']:>22.2f}  {rates}  {r['peak_rss_mb']:>13}")
+        b = r["beside_model"]
+        print(
+            f"{r['runtime']:<18} {r['load_s']:>22.2f}  {rates}  {r['peak_rss_mb']:>13}"
+            f"  {b['slowdown']:>5.1f}× slower ({b['model_clips_per_s']} clips/s meanwhile)"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return results
