@@ -26,10 +26,18 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from loadtests.bench_servers import BIN, cpu_by_process, first_prediction, free_port, load, start, stop, tail
+from loadtests.bench_servers import (
+    BIN,
+    OPEN_LOOP_CAP,
+    cpu_by_process,
+    first_prediction,
+    free_port,
+    load,
+    start,
+    stop,
+    tail,
+)
 from loadtests.clips import load_clips, write_bodies
-
-OPEN_LOOP_CAP = 256  # requests in flight at most under open-loop arrivals, as make bench's
 
 
 def parse_setting(text: str) -> dict[str, str]:
@@ -91,7 +99,7 @@ def run(args) -> dict:
                            "worker_cpu_shares": worker_shares(before, after)}  # fmt: skip
                     runs.append(row)
                     print(
-                        f"round {rnd} {label(row):<9} {name}: {row['rps']:7.1f} req/s"
+                        f"round {rnd} {label(level_key(row)):<9} {name}: {row['rps']:7.1f} req/s"
                         f"  p50 {row['p50_ms']:6.1f}"
                         f"  p99 {row['p99_ms']:6.1f} ms  CPU {row['cpu_ms_per_request']:5.2f} ms/request"
                         f"  workers' CPU {row['worker_cpu_shares']}  errors {row['errors']}",
@@ -109,8 +117,8 @@ def level_key(row: dict) -> str:
     return f"{row['rate']:g}/s" if row.get("rate") else str(row["clients"])
 
 
-def label(row: dict) -> str:
-    key = level_key(row)
+def label(key: str) -> str:
+    """A level's key as printed: ``c=32`` or ``200/s``."""
     return key if key.endswith("/s") else f"c={key}"
 
 
@@ -152,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = run(args)
     for level, ratio in result["summary"].items():
         print(
-            f"{level if level.endswith('/s') else 'c=' + level}: B / A req/s {ratio['rps']:.3f},"
+            f"{label(level)}: B / A req/s {ratio['rps']:.3f},"
             f" p99 {ratio['p99_ms']:.3f}, CPU per request {ratio['cpu_ms_per_request']:.3f}"
             f"  (A: {args.a or 'defaults'}, B: {args.b})"
         )

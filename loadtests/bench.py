@@ -225,10 +225,11 @@ def run_servers(bento: str, env: dict, bodies: Path, tmp: Path, args, inproc_cmd
             batched.out.setdefault("inproc_beside", {})[str(c)] = limit = inproc_beside(inproc_cmd, env, tmp)
             print(f"  in-process limit beside c={c}: {limit:.1f} clips/s", flush=True)
         best = max(r["ok_rps"] for r in batched.out["levels"].values())
-        batched.out["half_rate"] = measure(batched, bodies, tmp, args, 256, rate=best / 2)
+        batched.out["half_rate"] = measure(batched, bodies, tmp, args, srv.OPEN_LOOP_CAP, rate=best / 2)
         # Lighter Poisson loads too: whether the tail at half load is saturation or there at any load.
         batched.out["open_loop"] = {
-            f"{f:g}": measure(batched, bodies, tmp, args, 256, rate=best * f) for f in OPEN_LOOP_SHARES
+            f"{f:g}": measure(batched, bodies, tmp, args, srv.OPEN_LOOP_CAP, rate=best * f)
+            for f in OPEN_LOOP_SHARES
         }
         for s in servers:
             s.out["rss_loaded"] = srv.rss_tree(s.proc.pid)

@@ -17,6 +17,7 @@ import requests
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
+OPEN_LOOP_CAP = 256  # Requests in flight at most under open-loop (Poisson) arrivals.
 
 
 def free_port() -> int:
