@@ -205,6 +205,7 @@ def _open_loop_table(batched: dict, r: dict) -> list[str]:
                 else ""
             ),
             *_no_batching_gain(r),
+            *_by_cores(r),
         ]
     return lines
 
@@ -227,6 +228,39 @@ def _no_batching_gain(r: dict) -> list[str]:
         f"{r['single_p99_ms'] / r['single_ms']:.1f}× p50 ({r['single_p99_ms']:.0f} against "
         f"{r['single_ms']:.0f} ms); the longest clip ({r['durations_s'][longest]:g} s, one request "
         f"in {len(costs)}) needs {costs[longest] / np.median(costs):.1f}× the median clip's CPU alone.",
+    ]
+
+
+CORE_COUNTS = (1, 2, 4, 8)  # Machines the ideal queue is shown on, beside this run's.
+
+
+def _by_cores(r: dict) -> list[str]:
+    """The ideal queue's p99 over its single request on other core counts, at the utilisation
+    measured at half the best throughput and at 0.5 (a request no dearer there than at the best
+    level): how much of the target is this machine's two cores rather than the server."""
+    if not (r.get("half_rate") and r.get("clip_cpu_ms")) or math.isnan(r["half_cpu_ms"]):
+        return []
+    from loadtests.queue_model import clip_times, ideal_sojourn_ms, single_ms
+
+    clips = clip_times(r["half_cpu_ms"], r["clip_cpu_ms"])
+    busy = r["half_rate"] * r["half_cpu_ms"] / 1000 / r["cores"]
+    shares = (busy, 0.5)
+
+    def ratio(cores: int, u: float) -> float:  # Scale-free: the rate that keeps each core u busy.
+        ms = ideal_sojourn_ms(u * cores * 1000 / clips.mean(), clips, servers=cores, requests=100_000)
+        return float(np.percentile(ms, 99)) / single_ms(clips)
+
+    rows = [f"| {n}{' (this run)' if n == r['cores'] else ''} | "
+            + " | ".join(f"{ratio(n, u):.1f}×" for u in shares) + " |" for n in CORE_COUNTS]  # fmt: skip
+    return [
+        "",
+        "Queueing alone by core count — the ideal queue's p99 over its single request with this run's "
+        "clips, one queue for all cores, each core as busy as this run's were at half the best "
+        f"throughput ({busy:.2f}) or half busy (0.50):",
+        "",
+        f"| cores | {busy:.2f} busy | 0.50 busy |",
+        "| ---: | ---: | ---: |",
+        *rows,
     ]
 
 

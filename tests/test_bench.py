@@ -93,6 +93,21 @@ def test_the_report_says_what_a_server_without_batching_gains_would_face():
     assert _no_batching_gain({**r, "clip_cpu_ms": None}) == []  # Older runs: not shown.
 
 
+def test_the_report_shows_queueing_alone_on_more_cores():
+    from loadtests.bench_report import CORE_COUNTS, _by_cores
+
+    r = {"half_rate": 200.0, "half_cpu_ms": 7.0, "cores": 2, "clip_cpu_ms": [1.5, 2.0, 2.0, 6.0]}
+    lines = _by_cores(r)
+    assert "| cores | 0.70 busy | 0.50 busy |" in lines and "| 2 (this run) |" in " ".join(lines)
+    rows = [line.split(" | ") for line in lines if line[:3] in {f"| {n}" for n in CORE_COUNTS}]
+    assert len(rows) == len(CORE_COUNTS)
+    busy, half = ([float(row[i].rstrip("× |")) for row in rows] for i in (1, 2))
+    # More cores, shorter tail.
+    assert busy == sorted(busy, reverse=True) and half == sorted(half, reverse=True)
+    assert all(b > h for b, h in zip(busy, half, strict=True))  # Busier cores, longer tail.
+    assert _by_cores({**r, "clip_cpu_ms": None}) == []  # Older runs: not shown.
+
+
 def test_queue_model_matches_queueing_theory():
     """M/D/1: mean wait ρ / (2μ(1 − ρ)); light load answers in the service time."""
     import numpy as np
