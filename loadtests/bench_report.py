@@ -194,7 +194,9 @@ def _open_loop_table(batched: dict, r: dict) -> list[str]:
             "The ideal queue (`loadtests/queue_model.py`, a simulation, not a measurement) is a "
             f"first-come-first-served queue for all {r['cores']} cores with no hand-offs, each "
             "request needing the CPU per request measured at that load (server + load generator; "
-            f"a request costs more at lighter loads, where batches are smaller), {shape}: the "
+            "a request costs more at lighter loads: batches are smaller there, and on this machine "
+            "a request that follows an idle pause costs more than one that follows another — "
+            f"compare the one-client row above, one request at a time), {shape}: the "
             "floor queueing alone sets for this server. It is scale-free: a server twice as fast "
             "at twice the rate is the same queue on half the time scale, so its p99 over its "
             "single-request time (the median clip's) depends on the utilisation and the clips only."
@@ -220,7 +222,7 @@ def _no_batching_gain(r: dict) -> list[str]:
     longest = int(np.argmax(r["durations_s"]))
     return [
         "",
-        f"Had batching bought nothing — a request at half load costing no more than at the best level "
+        f"Had a request at half load cost no more than at the best level "
         f"({r['best_cpu_ms']:.2f} ms at {r['best_level']} clients) — the cores would be "
         f"{r['half_rate'] * r['best_cpu_ms'] / 1000 / r['cores']:.2f} busy at half the best throughput "
         f"and the ideal queue's p99 {p99:.1f} ms, **{p99 / single:.1f}×** its single request "
@@ -425,17 +427,19 @@ def markdown(res: dict) -> str:
         "![throughput](throughput.png)",
         "![latency](latency.png)",
         "",
-        "| server | clients | req/s | p50 ms | p95 ms | p99 ms | errors | mean batch |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| server | clients | req/s | p50 ms | p95 ms | p99 ms | errors | mean batch "
+        "| CPU ms / request (server + load generator) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name in _servers(cfg):
         for c, x in sorted(cfg[name]["levels"].items(), key=lambda kv: int(kv[0])):
             err = x["errors"] if not x["errors"] else f"{x['errors']} ({x['codes']})"
             mb = f"{x['mean_batch']:.2f}" if x.get("mean_batch") else "–"
             mb = "off" if name == "unbatched" and not x.get("mean_batch") else mb
+            cpu = "–" if math.isnan(level_cpu_ms(x)) else f"{level_cpu_ms(x):.2f}"
             lines.append(
                 f"| {LABELS[name]} | {c} | {x['ok_rps']:.1f} | {x['p50_ms']:.0f} | {x['p95_ms']:.0f} | "
-                f"{x['p99_ms']:.0f} | {err} | {mb} |"
+                f"{x['p99_ms']:.0f} | {err} | {mb} | {cpu} |"
             )
     h = cfg["batched"].get("half_rate")
     table = _open_loop_table(cfg["batched"], r)  # With the half-load row; older runs: the sentence.

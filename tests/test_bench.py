@@ -41,7 +41,8 @@ def test_a_short_bench_run_writes_its_report(tmp_path):
     assert len(res["meta"]["clips"]["durations_s"]) == 4
     assert len(res["inproc"]["clip_cpu_ms"]) == 4 and min(res["inproc"]["clip_cpu_ms"]) > 0
     assert "CPU per clip alone" in report and "per second of audio" in report
-    assert "Had batching bought nothing" in report
+    assert "Had a request at half load cost no more than at the best level" in report
+    assert "| mean batch | CPU ms / request (server + load generator) |" in report
     assert "| ideal queue p99 ms |" in report and "| its single request ms |" in report  # The floor, beside.
     assert "an ideal queue:" in report and "| cores busy (of " in report
     assert all(level["cpu_ms_per_request"]["worker ser"] > 0 for level in batched["open_loop"].values())
