@@ -240,25 +240,24 @@ def _by_cores(r: dict) -> list[str]:
     """The ideal queue's p99 over its single request on other core counts, at the utilisation
     measured at half the best throughput and at 0.5 (a request no dearer there than at the best
     level): how much of the target is this machine's two cores rather than the server."""
-    if not (r.get("half_rate") and r.get("clip_cpu_ms")) or math.isnan(r["half_cpu_ms"]):
+    if not (r.get("half_rate") and r.get("clip_cpu_ms")) or math.isnan(r["half_cpu_ms"] + r["best_cpu_ms"]):
         return []
-    from loadtests.queue_model import clip_times, ideal_sojourn_ms, single_ms
-
-    clips = clip_times(r["half_cpu_ms"], r["clip_cpu_ms"])
     busy = r["half_rate"] * r["half_cpu_ms"] / 1000 / r["cores"]
-    shares = (busy, 0.5)
+    shares = ((busy, r["half_cpu_ms"]), (0.5, r["best_cpu_ms"]))  # (utilisation, CPU per request)
 
-    def ratio(cores: int, u: float) -> float:  # Scale-free: the rate that keeps each core u busy.
-        ms = ideal_sojourn_ms(u * cores * 1000 / clips.mean(), clips, servers=cores, requests=100_000)
-        return float(np.percentile(ms, 99)) / single_ms(clips)
+    def ratio(cores: int, u: float, cpu_ms: float) -> float:  # Scale-free: each core u busy.
+        p99, single = ideal_ms({**r, "cores": cores}, u * cores * 1000 / cpu_ms, cpu_ms)
+        return p99 / single
 
+    counts = sorted({*CORE_COUNTS, r["cores"]})
     rows = [f"| {n}{' (this run)' if n == r['cores'] else ''} | "
-            + " | ".join(f"{ratio(n, u):.1f}×" for u in shares) + " |" for n in CORE_COUNTS]  # fmt: skip
+            + " | ".join(f"{ratio(n, *share):.1f}×" for share in shares) + " |" for n in counts]  # fmt: skip
     return [
         "",
         "Queueing alone by core count — the ideal queue's p99 over its single request with this run's "
         "clips, one queue for all cores, each core as busy as this run's were at half the best "
-        f"throughput ({busy:.2f}) or half busy (0.50):",
+        f"throughput ({busy:.2f}, at the CPU per request measured there) or half busy (0.50, at the best "
+        "level's CPU per request, as above):",
         "",
         f"| cores | {busy:.2f} busy | 0.50 busy |",
         "| ---: | ---: | ---: |",

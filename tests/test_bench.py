@@ -95,9 +95,10 @@ def test_the_report_says_what_a_server_without_batching_gains_would_face():
 
 
 def test_the_report_shows_queueing_alone_on_more_cores():
-    from loadtests.bench_report import CORE_COUNTS, _by_cores
+    from loadtests.bench_report import CORE_COUNTS, _by_cores, ideal_ms
 
-    r = {"half_rate": 200.0, "half_cpu_ms": 7.0, "cores": 2, "clip_cpu_ms": [1.5, 2.0, 2.0, 6.0]}
+    r = {"half_rate": 200.0, "half_cpu_ms": 7.0, "best_cpu_ms": 5.0, "cores": 2,
+         "clip_cpu_ms": [1.5, 2.0, 2.0, 6.0]}  # fmt: skip
     lines = _by_cores(r)
     assert "| cores | 0.70 busy | 0.50 busy |" in lines and "| 2 (this run) |" in " ".join(lines)
     rows = [line.split(" | ") for line in lines if line[:3] in {f"| {n}" for n in CORE_COUNTS}]
@@ -106,6 +107,8 @@ def test_the_report_shows_queueing_alone_on_more_cores():
     # More cores, shorter tail.
     assert busy == sorted(busy, reverse=True) and half == sorted(half, reverse=True)
     assert all(b > h for b, h in zip(busy, half, strict=True))  # Busier cores, longer tail.
+    p99, single = ideal_ms({**r, "durations_s": None}, 200.0, 5.0)  # Half busy at the best level's CPU.
+    assert f"| 2 (this run) | {busy[1]:.1f}× | {p99 / single:.1f}× |" in lines
     assert _by_cores({**r, "clip_cpu_ms": None}) == []  # Older runs: not shown.
 
 
