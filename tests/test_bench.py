@@ -107,7 +107,7 @@ def test_the_report_shows_queueing_alone_on_more_cores():
     # More cores, shorter tail.
     assert busy == sorted(busy, reverse=True) and half == sorted(half, reverse=True)
     assert all(b > h for b, h in zip(busy, half, strict=True))  # Busier cores, longer tail.
-    p99, single = ideal_ms({**r, "durations_s": None}, 200.0, 5.0)  # Half busy at the best level's CPU.
+    p99, single = ideal_ms(r, 200.0, 5.0)  # Half busy, at the best level's CPU per request.
     assert f"| 2 (this run) | {busy[1]:.1f}× | {p99 / single:.1f}× |" in lines
     assert _by_cores({**r, "clip_cpu_ms": None}) == []  # Older runs: not shown.
 
